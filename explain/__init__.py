@@ -1,0 +1,49 @@
+"""Grad-CAM Explorer: class-activation maps and model loading for image classifiers.
+
+``explain`` is a plain library (no Streamlit): load a model, compute CAMs at any layers, render
+overlays, and measure how far an explanation can be trusted.
+"""
+
+from .cams import METHOD_INFO, METHODS, CamResult, compute_cams, guided_backprop
+from .errors import (
+    ExplainError,
+    ImageLoadError,
+    LayerError,
+    ModelLoadError,
+    NetworkError,
+    TargetError,
+    WeightsError,
+)
+from .images import load_image, load_images
+from .layers import LayerInfo
+from .models import DEFAULT, ModelHandle, load_model, torchvision_classifiers
+from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from .targets import Classes, Contrast, TopK
+
+__all__ = [
+    "DEFAULT",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "METHODS",
+    "METHOD_INFO",
+    "CamResult",
+    "Classes",
+    "Contrast",
+    "ExplainError",
+    "ImageLoadError",
+    "LayerError",
+    "LayerInfo",
+    "ModelHandle",
+    "ModelLoadError",
+    "NetworkError",
+    "Preprocess",
+    "TargetError",
+    "TopK",
+    "WeightsError",
+    "compute_cams",
+    "guided_backprop",
+    "load_image",
+    "load_images",
+    "load_model",
+    "torchvision_classifiers",
+]

@@ -1,0 +1,103 @@
+"""Shared pieces of every CAM method: the result type, normalisation, upsampling and the
+first-principal-component projection used by the Eigen variants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
+    """Min-max scale each map to [0, 1] over its last two axes; NaN/inf-safe.
+
+    A constant map (all zero, say) becomes all zero, never NaN.
+
+    Args:
+        maps: ``(..., H, W)`` float tensor.
+    """
+    maps = torch.nan_to_num(maps.float(), nan=0.0, posinf=0.0, neginf=0.0)
+    flat = maps.flatten(-2)
+    low = flat.min(dim=-1).values[..., None, None]
+    high = flat.max(dim=-1).values[..., None, None]
+    span = high - low
+    scaled = (maps - low) / torch.where(span > 0, span, torch.ones_like(span))
+    return torch.where(span > 0, scaled, torch.zeros_like(maps))
+
+
+def upsample(
+    maps: torch.Tensor, size: tuple[int, int], align_corners: bool = False
+) -> torch.Tensor:
+    """Bilinear upsampling of ``(..., h, w)`` maps to ``(..., H, W)`` (half-pixel centres
+    unless ``align_corners``)."""
+    lead = maps.shape[:-2]
+    flat = maps.reshape(-1, 1, *maps.shape[-2:]).float()
+    if tuple(flat.shape[-2:]) != tuple(size):
+        flat = F.interpolate(flat, size=size, mode="bilinear", align_corners=align_corners)
+    return flat.reshape(*lead, *size)
+
+
+def first_component(contributions: torch.Tensor) -> torch.Tensor:
+    """Project each position's channel vector onto the first principal component.
+
+    ``(B, C, h, w) -> (B, h, w)``: centre the ``h*w`` vectors of length C, take the top right
+    singular vector, project. SVD leaves the sign open; it is chosen so that the larger
+    magnitude is positive (the salient region comes out positive).
+    """
+    b, c, h, w = contributions.shape
+    x = torch.nan_to_num(contributions.float()).reshape(b, c, h * w).transpose(1, 2)
+    x = x - x.mean(dim=1, keepdim=True)
+    if h * w == 1:
+        return torch.zeros(b, h, w, device=contributions.device)
+    _, _, vh = torch.linalg.svd(x.double(), full_matrices=False)
+    projection = (x.double() @ vh[:, 0, :, None])[..., 0].float()
+    flip = projection.min(dim=1).values.abs() > projection.max(dim=1).values.abs()
+    projection = torch.where(flip[:, None], -projection, projection)
+    return projection.reshape(b, h, w)
+
+
+@dataclass
+class CamResult:
+    """Maps for a batch of images at one or more layers.
+
+    Attributes:
+        maps: layer -> ``(N, H, W)`` float32 in [0, 1], upsampled to the input size
+            (``(N, K, H, W)`` when several targets per image were asked for).
+        raw: layer -> ``(N, h, w)`` float32 at the layer's resolution, before normalisation
+            (``(N, K, h, w)`` likewise).
+        targets: ``(N,)`` class index explained (``(N, K)`` for several; -1 for a callable).
+        probs: ``(N, num_classes)`` softmax of the model's output.
+        method: the method's name.
+        target_names: what each map explains, ``N`` lists of ``K`` names.
+        pixels: layer -> ``(N, H, W, 3)`` pixel-level attributions (guided methods only).
+        timings: seconds spent, by step.
+        notes: anything a user should know about how the maps were made.
+    """
+
+    maps: dict[str, np.ndarray]
+    raw: dict[str, np.ndarray]
+    targets: np.ndarray
+    probs: np.ndarray
+    method: str
+    target_names: list[list[str]] = field(default_factory=list)
+    pixels: dict[str, np.ndarray] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.maps)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-friendly description (no arrays but the targets)."""
+        return {
+            "method": self.method,
+            "layers": self.layers,
+            "targets": self.targets.tolist(),
+            "target_names": self.target_names,
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+            "notes": self.notes,
+        }

@@ -1,0 +1,203 @@
+"""Gradient-free channel weights by perturbation: Score-CAM and Ablation-CAM.
+
+Both run many forward passes, in batches, with a progress callback; both skip work that cannot
+change the result, so the map equals the plain computation:
+
+- Score-CAM: channels whose upsampled activation is constant give an all-zero mask, hence the
+  same masked input; it is scored once and shared.
+- Ablation-CAM: zeroing an all-zero channel changes nothing (weight exactly 0), so it is not run.
+  Only the part of the network after the layer sees the batch of ablated copies: the part before
+  it runs with batch 1 and a forward hook returns the copies. Architectures that reuse earlier
+  tensors after the layer are detected (the result is checked against the plain computation on
+  the first batch) and then fall back to re-running the whole network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ..hooks import replace_first_tensor
+from ..layers import LayerInfo, first_tensor
+from ..models import ModelHandle
+from .core import upsample
+
+Scorer = Callable[[torch.Tensor], torch.Tensor]
+Report = Callable[[int, int], None]
+
+
+def _top_variance(acts: torch.Tensor, candidates: list[int], limit: int | None) -> list[int]:
+    if limit is None or limit >= len(candidates):
+        return candidates
+    variance = acts.flatten(1).var(dim=1)
+    order = sorted(candidates, key=lambda k: -float(variance[k]))
+    return sorted(order[:limit])
+
+
+def score_weights(
+    handle: ModelHandle,
+    x1: torch.Tensor,
+    acts: torch.Tensor,
+    scorer: Scorer,
+    batch_size: int,
+    max_channels: int | None,
+    report: Report,
+) -> torch.Tensor:
+    """Score-CAM weights ``(K, C)``: softmax over channels of the target score of the input
+    masked by each normalised, upsampled activation map.
+
+    Args:
+        x1: ``(1, 3, H, W)`` the image.
+        acts: ``(C, h, w)`` its activations at the layer.
+        scorer: logits ``(B, classes) -> (B, K)`` target scores.
+    """
+    c = acts.shape[0]
+    # Corner-aligned, as in the widely used pytorch-grad-cam, so masks (and maps) agree with it.
+    up = upsample(acts.float(), tuple(x1.shape[-2:]), align_corners=True)  # (C, H, W)
+    low = up.flatten(1).min(dim=1).values
+    high = up.flatten(1).max(dim=1).values
+    masks = (up - low[:, None, None]) / (high - low + 1e-8)[:, None, None]
+    constant = (high - low) == 0
+    chosen = _top_variance(acts, list(range(c)), max_channels)
+    varying = [k for k in chosen if not constant[k]]
+    shared = [k for k in chosen if constant[k]]
+    jobs = varying + ([shared[0]] if shared else [])  # one forward for all constant channels
+    scores: dict[int, torch.Tensor] = {}
+    device = handle.device
+    x_dev = x1.to(device)
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start : start + batch_size]
+        batch = x_dev * masks[chunk].to(device)[:, None]
+        with handle.lock, torch.inference_mode():
+            out = scorer(first_tensor(handle.model(batch)).float()).cpu()
+        for j, k in enumerate(chunk):
+            scores[k] = out[j]
+        report(min(start + batch_size, len(jobs)), len(jobs))
+    for k in shared[1:]:
+        scores[k] = scores[shared[0]]
+    stacked = torch.stack([scores[k] for k in chosen])  # (C', K)
+    weights = torch.zeros(stacked.shape[1], c)
+    weights[:, chosen] = torch.softmax(stacked, dim=0).T
+    return weights
+
+
+def _zero_channels(copies: torch.Tensor, channels: list[int], info: LayerInfo) -> torch.Tensor:
+    """Copy ``j`` gets channel ``channels[j]`` set to zero, in the layer's own layout."""
+    rows = torch.arange(len(channels), device=copies.device)
+    cols = torch.as_tensor(channels, device=copies.device)
+    if info.layout == "nchw":
+        copies[rows, cols] = 0
+    elif info.layout == "nhwc":
+        copies[rows, :, :, cols] = 0
+    else:  # tokens: the patch tokens' feature, prefix tokens untouched
+        patches = copies[:, info.prefix_tokens :]
+        patches[rows, :, cols] = 0
+    return copies
+
+
+def _run_ablated(
+    handle: ModelHandle,
+    x1: torch.Tensor,
+    info: LayerInfo,
+    native: torch.Tensor,
+    channels: list[int],
+    whole: bool,
+) -> torch.Tensor:
+    """Logits of the model with each of ``channels`` zeroed (one copy per channel).
+
+    ``whole=False``: the input stays batch 1 and the layer's hook returns the batch of copies,
+    so only the layers after it process the batch. ``whole=True``: the plain computation.
+    """
+    module = dict(handle.model.named_modules())[info.name]
+    calls = {"n": 0}
+    copies = _zero_channels(native.expand(len(channels), *native.shape[1:]).clone(), channels, info)
+
+    def hook(_m: torch.nn.Module, _inputs: object, output: object) -> object:
+        calls["n"] += 1
+        if calls["n"] != max(info.calls, 1):  # only the call whose output the CAM describes
+            return None
+        return replace_first_tensor(output, copies)
+
+    handle_ = module.register_forward_hook(hook)
+    try:
+        inp = x1.expand(len(channels), *x1.shape[1:]) if whole else x1
+        return first_tensor(handle.model(inp)).float()
+    finally:
+        handle_.remove()
+
+
+def ablation_weights(
+    handle: ModelHandle,
+    x1: torch.Tensor,
+    info: LayerInfo,
+    native: torch.Tensor,
+    acts: torch.Tensor,
+    scorer: Scorer,
+    batch_size: int,
+    max_channels: int | None,
+    report: Report,
+) -> tuple[torch.Tensor, str]:
+    """Ablation-CAM weights ``(K, C)``: relative drop of the target score when a channel is
+    zeroed, ``(S - S_k) / S``.
+
+    Args:
+        x1: ``(1, 3, H, W)`` the image.
+        native: ``(1, ...)`` the layer's output in its own layout.
+        acts: ``(C, h, w)`` the same output as a map.
+
+    Returns:
+        (weights, a note saying which computation ran).
+    """
+    c = acts.shape[0]
+    device = handle.device
+    x_dev, native = x1.to(device), native.to(device)
+    active = [k for k in range(c) if bool(acts[k].abs().max() > 0)]
+    chosen = _top_variance(acts, active, max_channels)
+    with handle.lock, torch.inference_mode():
+        original = scorer(first_tensor(handle.model(x_dev)).float()).cpu()[0]  # (K,)
+        whole = False
+        ablated: dict[int, torch.Tensor] = {}
+        start = 0
+        while start < len(chosen):
+            chunk = chosen[start : start + batch_size]
+            if not whole and start == 0:
+                try:
+                    fast = _run_ablated(handle, x_dev, info, native, chunk, whole=False)
+                    check = [0, len(chunk) - 1]
+                    plain = [
+                        _run_ablated(handle, x_dev, info, native, [chunk[j]], whole=False)
+                        for j in check
+                    ]
+                    ok = fast.shape[0] == len(chunk) and all(
+                        torch.allclose(
+                            fast[j : j + 1], p, rtol=1e-3, atol=1e-4 * (1 + float(p.abs().max()))
+                        )
+                        for j, p in zip(check, plain, strict=True)
+                    )
+                except RuntimeError:
+                    ok = False
+                if not ok:
+                    whole = True
+                    continue
+                logits = fast
+            else:
+                logits = _run_ablated(handle, x_dev, info, native, chunk, whole=whole)
+            out = scorer(logits).cpu()
+            for j, k in enumerate(chunk):
+                ablated[k] = out[j]
+            start += len(chunk)
+            report(start, len(chosen))
+    original = original.clone()  # out of inference mode
+    weights = torch.zeros(len(original), c)
+    for k, score in ablated.items():
+        score = score.clone()
+        safe = torch.where(original.abs() > 1e-12, original, torch.ones_like(original))
+        weights[:, k] = (original - score) / safe
+    how = (
+        f"Ablation-CAM re-ran the whole network for the ablated copies at {info.name} "
+        "(the architecture reuses earlier tensors after it)."
+        if whole
+        else f"Ablation-CAM re-ran only the layers after {info.name}."
+    )
+    return weights, how

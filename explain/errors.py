@@ -1,0 +1,53 @@
+"""Errors with a message a user can act on.
+
+Every error the library raises on bad input is an :class:`ExplainError`: its text says what was
+wrong and, where there is one, what to do instead. The dashboard shows ``str(error)`` as is.
+"""
+
+from __future__ import annotations
+
+
+class ExplainError(Exception):
+    """Base class: a clear, specific problem with the caller's input or environment.
+
+    Args:
+        message: what went wrong, in one sentence.
+        hint: what to do about it (optional), appended as "Try: ...".
+    """
+
+    def __init__(self, message: str, hint: str | None = None):
+        self.message = message
+        self.hint = hint
+        super().__init__(message if not hint else f"{message}\nTry: {hint}")
+
+
+class ModelLoadError(ExplainError, ValueError):
+    """A model spec, weights file or download that cannot give a usable model."""
+
+
+class NetworkError(ModelLoadError, ConnectionError):
+    """A download was needed and the network (or the remote file) was not reachable."""
+
+
+class WeightsError(ModelLoadError):
+    """A weights/checkpoint file that is missing, corrupt, unsafe or does not fit the model."""
+
+
+class ImageLoadError(ExplainError, ValueError):
+    """A file or array that cannot be used as an image."""
+
+
+class ImageTooLargeError(ImageLoadError):
+    """An image whose pixel count exceeds the configured limit (and cannot be decoded smaller)."""
+
+
+class ImageTooSmallError(ImageLoadError):
+    """An image smaller than the minimum side length."""
+
+
+class LayerError(ExplainError, ValueError):
+    """A layer name that does not exist or whose output cannot give a map."""
+
+
+class TargetError(ExplainError, ValueError):
+    """A target class that is out of range or of the wrong form."""

@@ -1,0 +1,349 @@
+"""Layers of a model: what each module outputs, how to turn it into a spatial map, and which
+layer Grad-CAM should use by default.
+
+Everything is found from one dry forward pass with a hook on every module (and, for
+transformers, one backward pass to see where patch tokens still receive gradient).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+#: Module types that only pool or re-arrange: never a default CAM layer.
+_POOL_OR_LAYOUT = (
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.LPPool2d,
+    nn.Flatten,
+    nn.Unflatten,
+    nn.Identity,
+)
+_MAX_PREFIX_TOKENS = 8  # class + distillation + up to 6 register tokens
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One module of a model and what it outputs (batch dimension left out).
+
+    Attributes:
+        name: module path as in ``model.named_modules()``, e.g. ``"layer4.2"``.
+        kind: ``"spatial"`` (a map, NCHW or channels-last NHWC), ``"tokens"`` (a token
+            sequence that maps onto the input grid), ``"vector"``, ``"other"`` or ``"unused"``
+            (not called by ``forward``).
+        shape: output shape without the batch dimension, e.g. ``(512, 7, 7)`` or ``(197, 768)``.
+        type: the module's class name.
+        layout: ``"nchw"``, ``"nhwc"`` or ``"nlc"`` for map-like outputs, else ``None``.
+        grid: ``(h, w)`` of the map for spatial and token layers.
+        channels: channels (or token width) of a map.
+        prefix_tokens: tokens before the patch grid (class, distillation, register tokens).
+        order: position of the call's completion in the forward pass (depth order).
+        calls: how many times the module ran in one forward pass.
+    """
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    type: str = ""
+    layout: str | None = None
+    grid: tuple[int, int] | None = None
+    channels: int | None = None
+    prefix_tokens: int = 0
+    order: int = -1
+    calls: int = 0
+
+    @property
+    def has_map(self) -> bool:
+        """True when a class-activation map can be computed here (a grid larger than 1x1)."""
+        return (
+            self.kind in ("spatial", "tokens")
+            and self.grid is not None
+            and (self.grid[0] * self.grid[1] > 1)
+        )
+
+    @property
+    def depth(self) -> int:
+        return self.name.count(".") + 1
+
+    def describe(self) -> str:
+        """Short text such as ``"layer4 (Sequential) 512x7x7"``."""
+        if self.has_map and self.grid is not None:
+            what = f"{self.channels}x{self.grid[0]}x{self.grid[1]}"
+            if self.kind == "tokens":
+                what += f" tokens (+{self.prefix_tokens})" if self.prefix_tokens else " tokens"
+        else:
+            what = "x".join(str(s) for s in self.shape) or "-"
+            what += f" {self.kind}"
+        return f"{self.name} ({self.type}) {what}"
+
+
+def first_tensor(output: Any) -> torch.Tensor | None:
+    """The tensor a module's output stands for: itself, or the first tensor of a tuple, list,
+    dict or Hugging Face ``ModelOutput``."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, Mapping):
+        output = list(output.values())
+    if isinstance(output, Sequence) and not isinstance(output, str):
+        for item in output:
+            if isinstance(item, torch.Tensor):
+                return item
+    return None
+
+
+def _token_grid(length: int, input_hw: tuple[int, int]) -> tuple[int, tuple[int, int]] | None:
+    """Split ``length`` tokens into (prefix tokens, patch grid) matching the input's aspect."""
+    in_h, in_w = input_hw
+    for prefix in range(0, _MAX_PREFIX_TOKENS + 1):
+        n = length - prefix
+        if n < 1:
+            break
+        gh = math.isqrt(round(n * in_h / in_w))
+        for cand in (gh - 1, gh, gh + 1):
+            if cand >= 1 and n % cand == 0:
+                gw = n // cand
+                if abs(cand / gw - in_h / in_w) < 1e-6 and in_h % cand == 0 and in_w % gw == 0:
+                    return prefix, (cand, gw)
+    return None
+
+
+def _same_stride(h: int, w: int, input_hw: tuple[int, int]) -> bool:
+    """(h, w) looks like a downsampled copy of the input (same stride along both axes)."""
+    in_h, in_w = input_hw
+    return h >= 1 and w >= 1 and abs(in_h / h - in_w / w) <= 0.1 * max(in_h / h, in_w / w)
+
+
+def _channels_last(module: nn.Module, shape: tuple[int, ...], input_hw: tuple[int, int]) -> bool:
+    """Whether a 4-D output ``(a, b, c)`` (no batch) is laid out as H, W, C."""
+    a, b, c = shape
+    nchw = _same_stride(b, c, input_hw)
+    nhwc = _same_stride(a, b, input_hw)
+    if nhwc and not nchw:
+        return True
+    if nhwc and nchw:
+        normalised = getattr(module, "normalized_shape", None)
+        if isinstance(module, nn.LayerNorm) and normalised and normalised[-1] == c != a:
+            return True
+        return "swin" in type(module).__name__.lower() or type(module).__name__ == "PatchMerging"
+    return False
+
+
+def classify_output(
+    name: str,
+    module: nn.Module,
+    output: torch.Tensor | None,
+    input_hw: tuple[int, int],
+    calls: int,
+    order: int,
+) -> LayerInfo:
+    """Describe one module's (last) output."""
+    kind_name = type(module).__name__
+    if output is None:
+        kind = "unused" if calls == 0 else "other"
+        return LayerInfo(name, kind, (), kind_name, order=order, calls=calls)
+    shape = tuple(int(s) for s in output.shape[1:])
+    common = {"type": kind_name, "order": order, "calls": calls}
+    if output.is_floating_point() and len(shape) == 3:
+        if _channels_last(module, shape, input_hw):
+            h, w, c = shape
+            return LayerInfo(
+                name, "spatial", shape, layout="nhwc", grid=(h, w), channels=c, **common
+            )
+        c, h, w = shape
+        return LayerInfo(name, "spatial", shape, layout="nchw", grid=(h, w), channels=c, **common)
+    if output.is_floating_point() and len(shape) == 2:
+        split = _token_grid(shape[0], input_hw)
+        if split is not None:
+            prefix, grid = split
+            return LayerInfo(
+                name,
+                "tokens",
+                shape,
+                layout="nlc",
+                grid=grid,
+                channels=shape[1],
+                prefix_tokens=prefix,
+                **common,
+            )
+        return LayerInfo(name, "other", shape, **common)
+    if len(shape) == 1:
+        return LayerInfo(name, "vector", shape, **common)
+    return LayerInfo(name, "other", shape, **common)
+
+
+def to_nchw(activation: torch.Tensor, info: LayerInfo) -> torch.Tensor:
+    """Bring a layer's output to ``(N, C, h, w)``: channels-last maps are permuted, token
+    sequences lose their prefix tokens and are reshaped to the patch grid."""
+    if info.kind not in ("spatial", "tokens") or info.grid is None:
+        raise ValueError(f"layer {info.name!r} has no spatial output ({info.kind}).")
+    if info.layout == "nchw":
+        return activation
+    if info.layout == "nhwc":
+        return activation.permute(0, 3, 1, 2)
+    h, w = info.grid
+    patches = activation[:, info.prefix_tokens :, :]
+    return patches.reshape(activation.shape[0], h, w, activation.shape[-1]).permute(0, 3, 1, 2)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What one dry run found: every layer, the default CAM layer, the logits' width."""
+
+    layers: tuple[LayerInfo, ...]
+    default_layer: str | None
+    num_outputs: int
+
+
+def _is_norm(module: nn.Module) -> bool:
+    return (
+        isinstance(module, nn.LayerNorm | nn.GroupNorm) or "norm" in type(module).__name__.lower()
+    )
+
+
+def _default_cnn_layer(
+    model_modules: dict[str, nn.Module],
+    layers: Sequence[LayerInfo],
+    outputs: dict[str, Any],
+) -> str | None:
+    """Last map-like output before pooling; among modules that return that very tensor, the
+    shallowest one that returns a plain tensor (``layer4`` rather than ``layer4.1.relu``)."""
+    by_tensor: dict[int, list[LayerInfo]] = {}
+    for info in layers:
+        tensor = first_tensor(outputs.get(info.name))
+        if tensor is not None:
+            by_tensor.setdefault(id(tensor), []).append(info)
+    for info in sorted(layers, key=lambda i: i.order, reverse=True):
+        if info.kind != "spatial" or info.grid is None or info.grid[0] * info.grid[1] <= 1:
+            continue
+        group = by_tensor[id(first_tensor(outputs[info.name]))]
+        if any(_is_pool_or_layout(model_modules[g.name]) for g in group):
+            continue
+        plain = [g for g in group if isinstance(outputs[g.name], torch.Tensor)] or group
+        return min(plain, key=lambda g: (g.depth, -g.order)).name
+    return None
+
+
+def _is_pool_or_layout(module: nn.Module) -> bool:
+    name = type(module).__name__
+    return isinstance(module, _POOL_OR_LAYOUT) or name in ("Permute", "Flatten") or "Pool" in name
+
+
+def _default_token_layer(
+    model: nn.Module,
+    x: torch.Tensor,
+    layers: Sequence[LayerInfo],
+) -> str | None:
+    """The last normalisation whose patch tokens still reach the classifier.
+
+    In ViT-like models the head reads the class token only, so patch tokens after the last
+    attention carry no gradient; the last block's first norm is where they still do. The test
+    differentiates a random projection of the head's input (not the logits, which a zero-
+    initialised head would make constant).
+    """
+    modules = dict(model.named_modules())
+    tokens = [i for i in layers if i.kind == "tokens"]
+    candidates = [i for i in tokens if _is_norm(modules[i.name])] or tokens
+    candidates = sorted(candidates, key=lambda i: i.order, reverse=True)
+    if not candidates:
+        return None
+    heads = [i for i in layers if i.calls and isinstance(modules[i.name], nn.Linear)]
+    head = max(heads, key=lambda i: i.order).name if heads else None
+    captured: dict[str, torch.Tensor] = {}
+
+    def make_hook(name: str, take_input: bool = False):
+        def hook(_m: nn.Module, inputs: Any, out: Any) -> None:
+            captured[name] = first_tensor(inputs if take_input else out)
+
+        return hook
+
+    handles = [modules[i.name].register_forward_hook(make_hook(i.name)) for i in candidates]
+    if head is not None:
+        handles.append(modules[head].register_forward_hook(make_hook("<head>", True)))
+    try:
+        with torch.enable_grad():
+            inp = x.detach().clone().requires_grad_(True)
+            logits = first_tensor(model(inp))
+            features = captured.get("<head>", logits)
+            weights = torch.randn(features.shape, generator=torch.Generator().manual_seed(0))
+            names = [i.name for i in candidates if captured.get(i.name) is not None]
+            grads = torch.autograd.grad(
+                (features.float() * weights.to(features.device)).sum(),
+                [captured[n] for n in names],
+                allow_unused=True,
+            )
+    finally:
+        for h in handles:
+            h.remove()
+    info_by_name = {i.name: i for i in candidates}
+    for name, grad in zip(names, grads, strict=True):
+        if grad is None:
+            continue
+        patches = grad[:, info_by_name[name].prefix_tokens :]
+        if float(patches.abs().sum()) > 1e-6 * float(grad.abs().sum()):
+            return name
+    return candidates[0].name
+
+
+def probe_model(model: nn.Module, x: torch.Tensor, prefer: Sequence[str] = ()) -> Probe:
+    """One dry forward pass: describe every module's output and pick the default CAM layer.
+
+    Args:
+        model: the classifier, in eval mode (not modified; hooks are removed on exit).
+        x: an example input ``(1, 3, H, W)`` on the model's device.
+        prefer: layer names to use as default when present (family-specific choices).
+
+    Returns:
+        A :class:`Probe`.
+    """
+    input_hw = (int(x.shape[-2]), int(x.shape[-1]))
+    named = [(n, m) for n, m in model.named_modules() if n]
+    outputs: dict[str, Any] = {}
+    calls: dict[str, int] = {}
+    order: dict[str, int] = {}
+    counter = iter(range(10**9))
+
+    def make_hook(name: str):
+        def hook(_m: nn.Module, _inp: Any, out: Any) -> None:
+            outputs[name] = out  # kept alive so tensor identity means "the same output"
+            calls[name] = calls.get(name, 0) + 1
+            order[name] = next(counter)
+
+        return hook
+
+    handles = [m.register_forward_hook(make_hook(n)) for n, m in named]
+    try:
+        with torch.inference_mode():
+            logits = first_tensor(model(x))
+    finally:
+        for h in handles:
+            h.remove()
+    layers = tuple(
+        classify_output(
+            n, m, first_tensor(outputs.get(n)), input_hw, calls.get(n, 0), order.get(n, -1)
+        )
+        for n, m in named
+    )
+    modules = dict(named)
+    default = next((p for p in prefer if p in modules), None)
+    if default is None:
+        maps = [i for i in layers if i.has_map and not _is_pool_or_layout(modules[i.name])]
+        last = max(maps, key=lambda i: i.order, default=None)
+        if last is not None and last.kind == "tokens":
+            default = _default_token_layer(model, x, layers)
+        else:
+            default = _default_cnn_layer(modules, layers, outputs)
+    num_outputs = int(logits.shape[-1]) if logits is not None and logits.ndim == 2 else 0
+    return Probe(layers=layers, default_layer=default, num_outputs=num_outputs)

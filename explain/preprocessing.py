@@ -1,0 +1,173 @@
+"""Image preprocessing: the geometry a model sees (resize, crop) and its normalisation.
+
+Every preprocessor has two steps, exposed separately so overlays line up with the model's input:
+``prepare(images) -> (N, H, W, 3) uint8`` (the resized / cropped pictures) and
+``__call__(images) -> (N, 3, H, W) float32`` (the normalised tensor the model takes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+
+from .images import ImageSource, as_rgb_images
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _pair(size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    size = tuple(int(s) for s in size)
+    return (size[0], size[0]) if len(size) == 1 else (size[0], size[1])
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Resize (and optionally centre-crop) then normalise, as torchvision's classification presets.
+
+    Args:
+        input_size: (H, W) of the tensor the model takes.
+        resize: shorter side to resize to before a centre crop to ``input_size``; ``None`` resizes
+            straight to ``input_size`` (aspect not kept, no crop).
+        mean, std: per-channel normalisation of values in [0, 1].
+        interpolation: "bilinear", "bicubic" or "nearest".
+    """
+
+    input_size: tuple[int, int]
+    resize: int | None = None
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    interpolation: str = "bilinear"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_size", _pair(self.input_size))
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError("mean and std need 3 values each, std all positive.")
+        if min(self.input_size) < 1:
+            raise ValueError(f"input_size must be positive, got {self.input_size}.")
+
+    @classmethod
+    def from_torchvision(cls, transform: Any) -> Preprocess:
+        """From a torchvision ``ImageClassification`` preset (``weights.transforms()``)."""
+        crop = _pair(transform.crop_size)
+        resize = transform.resize_size
+        resize = int(resize[0]) if isinstance(resize, list | tuple) else int(resize)
+        mode = transform.interpolation
+        return cls(
+            input_size=crop,
+            resize=resize,
+            mean=tuple(transform.mean),
+            std=tuple(transform.std),
+            interpolation=mode.value if isinstance(mode, InterpolationMode) else str(mode),
+        )
+
+    @classmethod
+    def from_dict(cls, meta: dict[str, Any]) -> Preprocess:
+        """From ``{"input_size": ..., "resize": ..., "mean": ..., "std": ...}``."""
+        known = {"input_size", "resize", "mean", "std", "interpolation"}
+        return cls(**{k: v for k, v in meta.items() if k in known})
+
+    def geometry(self, image: Image.Image) -> Image.Image:
+        """Resize / crop one RGB image to ``input_size`` (what the model sees)."""
+        mode = InterpolationMode(self.interpolation)
+        if self.resize is None:
+            out = TF.resize(image, list(self.input_size), interpolation=mode, antialias=True)
+        else:
+            out = TF.resize(image, [self.resize], interpolation=mode, antialias=True)
+            out = TF.center_crop(out, list(self.input_size))
+        return out
+
+    def prepare(self, images: ImageSource | Sequence[ImageSource]) -> np.ndarray:
+        """Images -> (N, H, W, 3) uint8, resized and cropped as the model sees them."""
+        rgb = as_rgb_images(images)
+        return np.stack([np.asarray(self.geometry(img), dtype=np.uint8) for img in rgb])
+
+    def normalize(self, pixels: np.ndarray) -> torch.Tensor:
+        """(N, H, W, 3) uint8 -> (N, 3, H, W) float32, normalised."""
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float() / 255.0
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def denormalize(self, x: torch.Tensor) -> np.ndarray:
+        """(N, 3, H, W) normalised tensor -> (N, H, W, 3) uint8 (for display)."""
+        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
+        pixels = ((x.detach() * std + mean).clamp(0, 1) * 255).round().byte()
+        return pixels.permute(0, 2, 3, 1).cpu().numpy()
+
+    def __call__(self, images: ImageSource | Sequence[ImageSource]) -> torch.Tensor:
+        return self.normalize(self.prepare(images))
+
+    def describe(self) -> str:
+        h, w = self.input_size
+        how = (
+            f"resize to {h}x{w}"
+            if self.resize is None
+            else (f"resize shorter side to {self.resize}, centre-crop {h}x{w}")
+        )
+        return f"{how}, {self.interpolation}, normalise mean={self.mean} std={self.std}"
+
+
+@dataclass(frozen=True)
+class HFPreprocess:
+    """A Hugging Face image processor behind the same interface as :class:`Preprocess`."""
+
+    processor: Any
+    input_size: tuple[int, int] = field(default=(224, 224))
+
+    def _pixels(self, images: list[Image.Image], **overrides: Any) -> torch.Tensor:
+        out = self.processor(images=images, return_tensors="pt", **overrides)
+        return out["pixel_values"].float()
+
+    def prepare(self, images: ImageSource | Sequence[ImageSource]) -> np.ndarray:
+        rgb = as_rgb_images(images)
+        raw = self._pixels(rgb, do_normalize=False, do_rescale=False)
+        return raw.clamp(0, 255).round().byte().permute(0, 2, 3, 1).numpy()
+
+    def __call__(self, images: ImageSource | Sequence[ImageSource]) -> torch.Tensor:
+        return self._pixels(as_rgb_images(images))
+
+    def describe(self) -> str:
+        return f"Hugging Face {type(self.processor).__name__}"
+
+
+@dataclass(frozen=True)
+class CallablePreprocess:
+    """A user's own ``PIL image -> (3, H, W) tensor`` function.
+
+    ``prepare`` resizes to ``input_size`` for display, which matches the tensor exactly when the
+    function itself only resizes (no crop).
+    """
+
+    fn: Callable[[Image.Image], torch.Tensor]
+    input_size: tuple[int, int]
+
+    def prepare(self, images: ImageSource | Sequence[ImageSource]) -> np.ndarray:
+        h, w = self.input_size
+        return np.stack(
+            [
+                np.asarray(img.resize((w, h), Image.Resampling.BILINEAR))
+                for img in as_rgb_images(images)
+            ]
+        )
+
+    def __call__(self, images: ImageSource | Sequence[ImageSource]) -> torch.Tensor:
+        return torch.stack([self.fn(img) for img in as_rgb_images(images)]).float()
+
+    def describe(self) -> str:
+        return f"user function {getattr(self.fn, '__name__', type(self.fn).__name__)}"
+
+
+Preprocessor = Preprocess | HFPreprocess | CallablePreprocess
