@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -64,6 +64,7 @@ class LayerInfo:
     prefix_tokens: int = 0
     order: int = -1
     calls: int = 0
+    plain: bool = True  # the module returns a tensor (not a tuple or a ModelOutput)
 
     @property
     def has_map(self) -> bool:
@@ -331,10 +332,13 @@ def probe_model(model: nn.Module, x: torch.Tensor, prefer: Sequence[str] = ()) -
         for h in handles:
             h.remove()
     layers = tuple(
-        classify_output(
-            n, m, first_tensor(outputs.get(n)), input_hw, calls.get(n, 0), order.get(n, -1)
+        replace(info, plain=isinstance(outputs.get(info.name), torch.Tensor))
+        for info in (
+            classify_output(
+                n, m, first_tensor(outputs.get(n)), input_hw, calls.get(n, 0), order.get(n, -1)
+            )
+            for n, m in named
         )
-        for n, m in named
     )
     modules = dict(named)
     default = next((p for p in prefer if p in modules), None)
@@ -347,3 +351,86 @@ def probe_model(model: nn.Module, x: torch.Tensor, prefer: Sequence[str] = ()) -
             default = _default_cnn_layer(modules, layers, outputs)
     num_outputs = int(logits.shape[-1]) if logits is not None and logits.ndim == 2 else 0
     return Probe(layers=layers, default_layer=default, num_outputs=num_outputs)
+
+
+def _blocks(layers: Sequence[LayerInfo], modules: dict[str, nn.Module]) -> list[LayerInfo]:
+    """The outermost building blocks with map outputs: non-leaf modules of their own class
+    (BasicBlock, MBConv, EncoderBlock, ...) held in a Sequential / ModuleList, in depth order."""
+    by_name = {i.name: i for i in layers}
+    found: list[LayerInfo] = []
+    for name, module in modules.items():
+        if not name or not isinstance(module, nn.Sequential | nn.ModuleList):
+            continue
+        for key, child in module.named_children():
+            info = by_name.get(f"{name}.{key}")
+            if (
+                info is not None
+                and info.has_map
+                and info.calls
+                and not isinstance(child, nn.Sequential | nn.ModuleList)
+                and any(True for _ in child.children())
+            ):
+                found.append(info)
+    names = {i.name for i in found}
+    outer = [i for i in found if not any(i.name.startswith(n + ".") for n in names)]
+    return sorted(outer, key=lambda i: i.order)
+
+
+def stage_layers(
+    layers: Sequence[LayerInfo], model: nn.Module, default: str | None, count: int = 4
+) -> list[str]:
+    """The last block of every stage (resolution) of a CNN, or ``count`` evenly spaced blocks
+    of a transformer, in depth order, ending with ``default``: a good first layer comparison.
+    """
+    modules = dict(model.named_modules())
+    by_name = {i.name: i for i in layers}
+    maps = [i for i in layers if i.has_map and not _is_pool_or_layout(modules[i.name])]
+    if not maps:
+        return []
+    blocks = _blocks(layers, modules)
+    last = max(maps, key=lambda i: i.order)
+    if (last.kind == "tokens" or len({i.grid for i in maps}) == 1) and len(blocks) >= 2:
+        picks = sorted({round(k * (len(blocks) - 1) / max(1, count - 1)) for k in range(count)})
+        names = [blocks[k].name for k in picks]
+        if default is not None and default.startswith(names[-1] + "."):
+            names[-1] = default
+        return names
+    if not blocks:  # plain stacks (VGG, AlexNet): the last activation at each resolution
+        blocks = [i for i in maps if not any(True for _ in modules[i.name].children())]
+    last_per_grid: dict[tuple[int, int], LayerInfo] = {}
+    for info in blocks:
+        last_per_grid[info.grid] = info  # blocks are in depth order: the last one wins
+    names = []
+    for info in sorted(last_per_grid.values(), key=lambda i: i.order):
+        parent = by_name.get(info.name.rpartition(".")[0])
+        if (
+            parent is not None
+            and parent.plain
+            and parent.grid == info.grid
+            and (parent.order == info.order + 1)
+        ):
+            info = parent  # "layer1" rather than "layer1.2": the same tensor, a clearer name
+        names.append(info.name)
+    if default is not None and default not in names:
+        if names and by_name[names[-1]].grid == by_name[default].grid:
+            names[-1] = default
+        else:
+            names.append(default)
+    return names
+
+
+def block_layers(layers: Sequence[LayerInfo], model: nn.Module, limit: int = 64) -> list[str]:
+    """Every block's output (ResNet basic / bottleneck blocks, transformer layers, ...), in depth
+    order; at most ``limit``."""
+    modules = dict(model.named_modules())
+    found = _blocks(layers, modules)
+    if not found:
+        found = [
+            i
+            for i in layers
+            if i.has_map
+            and i.calls
+            and not _is_pool_or_layout(modules[i.name])
+            and not any(True for _ in modules[i.name].children())
+        ]
+    return [i.name for i in found][:limit]

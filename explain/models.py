@@ -31,7 +31,7 @@ from torch import nn
 from .checkpoints import load_weights, read_state_dict
 from .errors import LayerError, ModelLoadError, NetworkError, TargetError
 from .images import ImageSource
-from .layers import LayerInfo, Probe, first_tensor, probe_model
+from .layers import LayerInfo, Probe, block_layers, first_tensor, probe_model, stage_layers
 from .preprocessing import CallablePreprocess, HFPreprocess, Preprocess, Preprocessor
 
 #: ``weights=DEFAULT`` asks for the source's own pretrained weights (downloaded when needed).
@@ -154,6 +154,15 @@ class ModelHandle:
         if default is None:
             raise LayerError(f"{self.name} has no layer with a spatial or token-grid output.")
         return default
+
+    def stage_layers(self, count: int = 4) -> list[str]:
+        """The last block of every stage (CNNs) or ``count`` evenly spaced blocks
+        (transformers): the layers to compare first."""
+        return stage_layers(self._ensure_probe().layers, self.model, self.default_layer, count)
+
+    def block_layers(self, limit: int = 64) -> list[str]:
+        """Every block's output, in depth order (at most ``limit``)."""
+        return block_layers(self._ensure_probe().layers, self.model, limit)
 
     def layer(self, name: str) -> LayerInfo:
         """The :class:`LayerInfo` of ``name``; a clear error (with close names) otherwise."""

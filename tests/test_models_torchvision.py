@@ -187,3 +187,21 @@ def test_default_weights_download_really_attempted(tmp_path, monkeypatch):
 def test_bad_weights_argument():
     with pytest.raises(ModelLoadError, match="IMAGENET1K_V1"):
         load_model("torchvision:resnet18", weights=12)
+
+
+@pytest.mark.parametrize(
+    ("name", "stages", "blocks"),
+    [
+        ("resnet50", ["layer1", "layer2", "layer3", "layer4"], 16),
+        ("vgg16", ["features.3", "features.8", "features.15", "features.22", "features.29"], 26),
+        ("swin_t", ["features.1", "features.3", "features.5", "norm"], 15),
+        ("vit_b_16", ["encoder.layers.encoder_layer_0", "encoder.layers.encoder_layer_4",
+                      "encoder.layers.encoder_layer_7", "encoder.layers.encoder_layer_11.ln_1"],
+         12),
+    ],
+)
+def test_suggested_layers_for_comparisons(name, stages, blocks):
+    handle = load_model(f"torchvision:{name}", weights=None, device="cpu")
+    assert handle.stage_layers() == stages
+    assert len(handle.block_layers()) == blocks
+    assert all(handle.layer(n).has_map for n in handle.block_layers())

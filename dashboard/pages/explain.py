@@ -1,34 +1,115 @@
-"""Explain one image: the model's prediction and its Grad-CAM."""
+"""Explain: one image, its prediction, and the class-activation map of any class at any layer."""
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
-from dashboard.state import BUILTIN_SPECS, get_model, shapes_samples
-from explain import ExplainError, compute_cams
-from explain.render import overlay
+from dashboard import state
+from dashboard.widgets import (
+    class_select,
+    downloads,
+    layer_select,
+    method_select,
+    overlay_controls,
+    picture_select,
+    prediction_chart,
+    show_error,
+    sidebar,
+)
+from explain import METHOD_INFO, ExplainError, TopK
+from explain.render import colorize, overlay
 
+handle, pictures = sidebar()
+model_key = state.current_choice().key
 st.title("Explain a prediction")
-spec = st.selectbox("Model", BUILTIN_SPECS, help="Built-in models work offline.")
-handle = get_model(spec)
-images, labels = shapes_samples()
-index = st.slider("Sample image", 0, len(images) - 1, 0)
-image = images[index]
+st.caption(
+    f"Model: **{handle.name}** · {handle.num_classes} classes · input "
+    f"{handle.input_size[0]}×{handle.input_size[1]}"
+)
+for note in handle.notes:
+    st.info(note, icon="ℹ️")
+
+controls, results = st.columns([1, 2.2], gap="large")
+with controls:
+    picture = picture_select(pictures)
+    method = method_select("explain_method")
+    layer = layer_select(handle, "explain_layer")
+    probs = state.predict(model_key, handle, picture.key, picture.pixels)
+    target = class_select(handle, probs, "explain_class")
+    alpha, cmap = overlay_controls("explain")
+    with st.expander(f"About {METHOD_INFO[method].title}"):
+        info = METHOD_INFO[method]
+        st.write(info.summary)
+        st.code(info.formula, language=None)
+        st.caption(info.reference)
+
+top5 = [int(i) for i in probs.argsort()[::-1][:5]]
+progress = (
+    st.progress(0.0, text="Computing…") if METHOD_INFO[method].kind == "perturbation" else None
+)
+
+
+def report(done: int, total: int, message: str) -> None:
+    if progress is not None:
+        progress.progress(min(1.0, done / max(total, 1)), text=message)
+
 
 try:
-    result = compute_cams(handle, [image], method="gradcam")
+    if target in top5:  # the five best classes share one pass; switching among them is free
+        result = state.cams(
+            model_key,
+            handle,
+            picture.key,
+            picture.pixels,
+            method,
+            (layer,),
+            TopK(5),
+            _progress=report,
+        )
+        heat = result.maps[layer][0, top5.index(target)]
+    else:
+        result = state.cams(
+            model_key,
+            handle,
+            picture.key,
+            picture.pixels,
+            method,
+            (layer,),
+            target,
+            _progress=report,
+        )
+        heat = result.maps[layer][0]
 except ExplainError as exc:
-    st.error(str(exc))
+    show_error(exc)
     st.stop()
+finally:
+    if progress is not None:
+        progress.empty()
 
-probs = result.probs[0]
-top = int(probs.argmax())
-st.markdown(f"**Prediction: {handle.labels[top]}** ({probs[top]:.0%} sure)")
-left, right = st.columns(2)
-left.image(image, caption=f"Sample (true class: {handle.labels[int(labels[index])]})",
-           width="stretch")
-heat = result.maps[handle.default_layer][0]
-right.image(overlay(handle.prepare([image])[0], heat, alpha=0.5), caption="Grad-CAM",
-            width="stretch")
-st.bar_chart({handle.labels[i]: float(p) for i, p in enumerate(probs)})
+view = state.model_view(model_key, handle, picture.key, picture.pixels)
+with results:
+    label = handle.labels[target]
+    st.markdown(f"### {handle.labels[int(probs.argmax())]} · {probs.max():.0%}")
+    st.markdown(
+        f"Explaining **{label}** ({probs[target]:.1%}) with "
+        f"**{METHOD_INFO[method].title}** at `{layer}`"
+    )
+    cols = st.columns(3)
+    cols[0].image(view, caption="What the model sees", width="stretch")
+    cols[1].image(colorize(heat, cmap), caption="Heatmap", width="stretch")
+    cols[2].image(overlay(view, heat, alpha, cmap), caption="Overlay", width="stretch")
+    st.plotly_chart(prediction_chart(handle, probs), width="stretch", key="explain_chart")
+    for note in result.notes:
+        st.caption(note)
+    summary = {
+        "model": handle.name,
+        "image": picture.name,
+        "method": method,
+        "layer": layer,
+        "class": label,
+        "class_index": target,
+        "probability": float(probs[target]),
+        "top5": [{"class": handle.labels[i], "probability": float(probs[i])} for i in top5],
+        "timings_s": result.timings,
+    }
+    downloads(f"{picture.name}_{method}_{layer}", view, heat, summary, alpha, cmap, "explain")

@@ -1,0 +1,6 @@
+"""Placeholder until the evaluate page lands."""
+
+import streamlit as st
+
+st.title("Evaluate")
+st.info("This page is being built.")

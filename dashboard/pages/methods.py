@@ -1,0 +1,82 @@
+"""Compare methods: one image and layer, the map of every method, with the time each took."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from dashboard import state
+from dashboard.widgets import layer_select, overlay_controls, picture_select, sidebar
+from explain import METHOD_INFO, ExplainError
+from explain.render import overlay
+
+FAST = ["gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "eigencam"]
+
+handle, pictures = sidebar()
+model_key = state.current_choice().key
+st.title("Compare methods")
+st.caption(
+    "Different methods answer slightly different questions; where they agree, trust the "
+    "picture more. Score-CAM and Ablation-CAM run hundreds of forward passes."
+)
+
+cols = st.columns([1, 1, 2])
+with cols[0]:
+    picture = picture_select(pictures, key="methods_picture")
+with cols[1]:
+    layer = layer_select(handle, "methods_layer")
+with cols[2]:
+    methods = st.multiselect(
+        "Methods",
+        list(METHOD_INFO),
+        default=FAST,
+        format_func=lambda m: METHOD_INFO[m].title,
+        key="methods_chosen",
+    )
+alpha, cmap = overlay_controls("methods")
+if not methods:
+    st.info("Choose at least one method.")
+    st.stop()
+probs = state.predict(model_key, handle, picture.key, picture.pixels)
+target = int(probs.argmax())
+st.markdown(f"Explaining **{handle.labels[target]}** ({probs[target]:.0%}) at `{layer}`")
+view = state.model_view(model_key, handle, picture.key, picture.pixels)
+per_row = 4
+row = None
+for index, method in enumerate(methods):
+    if index % per_row == 0:
+        row = st.columns(per_row)
+    col = row[index % per_row]
+    info = METHOD_INFO[method]
+    bar = col.progress(0.0, text=f"{info.title}…") if info.kind == "perturbation" else None
+
+    def report(done: int, total: int, message: str, bar=bar) -> None:
+        if bar is not None:
+            bar.progress(min(1.0, done / max(total, 1)), text=message)
+
+    start = time.perf_counter()
+    try:
+        result = state.cams(
+            model_key,
+            handle,
+            picture.key,
+            picture.pixels,
+            method,
+            (layer,),
+            target,
+            _progress=report,
+        )
+    except ExplainError as exc:
+        if bar is not None:
+            bar.empty()
+        col.warning(f"{info.title}: {str(exc).splitlines()[0]}")
+        continue
+    elapsed = result.timings.get("total", time.perf_counter() - start)
+    if bar is not None:
+        bar.empty()
+    col.image(
+        overlay(view, result.maps[layer][0], alpha, cmap),
+        width="stretch",
+        caption=f"{info.title} · {elapsed:.2f} s",
+    )

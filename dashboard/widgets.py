@@ -1,0 +1,294 @@
+"""Widgets shared by the pages: the sidebar's model and image pickers, layer / method / class
+selectors, overlay controls and downloads. No maths here: everything calls ``explain``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from explain import DEFAULT, METHOD_INFO, ExplainError, ModelHandle, torchvision_classifiers
+from explain.builtin import BUILTIN_MODELS
+from explain.render import COLORMAPS, overlay, to_png
+
+from .state import (
+    BUILTIN_SPECS,
+    ModelChoice,
+    Picture,
+    current_choice,
+    current_pictures,
+    get_model,
+    photo_samples,
+    read_upload,
+    save_upload,
+    shapes_samples,
+)
+
+SOURCES = ("Built-in", "torchvision", "Hugging Face", "Your weights")
+
+
+def show_error(exc: BaseException) -> None:
+    """A clear message in the page; the app keeps running."""
+    text = str(exc)
+    message, _, hint = text.partition("\nTry: ")
+    st.error(message + (f"\n\n**What to do:** {hint}" if hint else ""), icon="⚠️")
+
+
+def _try_load(choice: ModelChoice) -> None:
+    try:
+        with st.spinner(f"Loading {choice.title}…"):
+            get_model(choice)
+    except ExplainError as exc:
+        show_error(exc)
+        return
+    except (OSError, RuntimeError, ValueError) as exc:  # never let a load crash the app
+        show_error(ExplainError(f"Loading {choice.title} failed: {exc}"))
+        return
+    st.session_state["model_choice"] = choice
+    st.toast(f"Model ready: {choice.title}")
+
+
+def model_picker() -> None:
+    """Sidebar: choose the model. The previous model stays in use until a new one loads."""
+    choice = current_choice()
+    st.sidebar.markdown(f"**Model:** `{choice.title}`")
+    with st.sidebar.expander("Change model", expanded=False):
+        source = st.radio("Source", SOURCES, horizontal=True, key="model_source")
+        if source == "Built-in":
+            spec = st.selectbox(
+                "Built-in model",
+                BUILTIN_SPECS,
+                format_func=lambda s: s.split(":", 1)[1],
+                key="builtin_spec",
+            )
+            st.caption(BUILTIN_MODELS[spec.split(":", 1)[1]])
+            if st.button("Use this model", key="load_builtin"):
+                _try_load(ModelChoice(spec))
+        elif source == "torchvision":
+            names = torchvision_classifiers()
+            name = st.selectbox(
+                "Architecture (type to search)", names, index=names.index("resnet50"), key="tv_name"
+            )
+            pretrained = st.toggle(
+                "ImageNet weights (downloaded once, then cached)", value=True, key="tv_pretrained"
+            )
+            if st.button("Load", key="load_tv"):
+                _try_load(ModelChoice(f"torchvision:{name}", DEFAULT if pretrained else None))
+        elif source == "Hugging Face":
+            ref = st.text_input(
+                "Hub id or local folder", placeholder="microsoft/resnet-50", key="hf_ref"
+            )
+            trust = st.checkbox(
+                "Run the repository's own code (only if you trust it)", key="hf_trust"
+            )
+            if st.button("Load", key="load_hf", disabled=not ref.strip()):
+                _try_load(ModelChoice(f"hf:{ref.strip()}", DEFAULT, trust))
+        else:
+            names = torchvision_classifiers()
+            name = st.selectbox(
+                "Architecture", names, index=names.index("resnet18"), key="own_arch"
+            )
+            upload = st.file_uploader(
+                "Weights (.pth, .pt, .safetensors)",
+                type=["pth", "pt", "bin", "safetensors", "th", "ckpt"],
+                key="own_weights",
+            )
+            labels = st.file_uploader(
+                "Class names, one per line (optional)", type=["txt"], key="own_labels"
+            )
+            if st.button("Load", key="load_own", disabled=upload is None):
+                path = save_upload(upload.getvalue(), Path(upload.name).suffix)
+                labels_path = save_upload(labels.getvalue(), ".txt") if labels else None
+                _try_load(ModelChoice(f"torchvision:{name}", path, False, labels_path))
+
+
+def image_picker() -> list[Picture]:
+    """Sidebar: upload images or pick samples; returns the chosen pictures."""
+    with st.sidebar.expander("Images", expanded=False):
+        files = st.file_uploader(
+            "Drop images here", accept_multiple_files=True, type=None, key="uploads"
+        )
+        if files and st.button("Use uploaded images", key="use_uploads"):
+            good, bad = [], []
+            for f in files:
+                try:
+                    good.append(read_upload(f.name, f.getvalue()))
+                except ExplainError as exc:
+                    bad.append(f"{f.name}: {str(exc).splitlines()[0]}")
+            for line in bad:
+                st.warning(line, icon="⚠️")
+            if good:
+                st.session_state["pictures"] = good
+                st.session_state["picture_index"] = 0
+        st.markdown("Or use samples:")
+        cols = st.columns(3)
+        if cols[0].button("Shapes", key="samples_shapes"):
+            st.session_state["pictures"] = [
+                Picture(n, p, "sample", lab) for n, p, lab in shapes_samples()
+            ]
+            st.session_state["picture_index"] = 0
+        if cols[1].button(
+            "Shapes + marker",
+            key="samples_marker",
+            help="With the corner marker the biased model relies on",
+        ):
+            st.session_state["pictures"] = [
+                Picture(n, p, "sample", lab) for n, p, lab in shapes_samples(marker="class")
+            ]
+            st.session_state["picture_index"] = 0
+        photos = photo_samples()
+        if photos and cols[2].button("Photos", key="samples_photos"):
+            st.session_state["pictures"] = [Picture(n, p, "sample") for n, p in photos]
+            st.session_state["picture_index"] = 0
+    pictures = current_pictures()
+    st.sidebar.caption(f"{len(pictures)} image(s) selected")
+    return pictures
+
+
+def picture_select(pictures: Sequence[Picture], key: str = "picture_index") -> Picture:
+    """Choose one of the pictures (thumbnails + a selector)."""
+    names = [p.name for p in pictures]
+    index = min(st.session_state.get(key, 0), len(pictures) - 1)
+    index = st.selectbox(
+        "Image",
+        range(len(pictures)),
+        index=index,
+        format_func=lambda i: names[i],
+        key=f"{key}_select",
+    )
+    st.session_state[key] = index
+    return pictures[index]
+
+
+def layer_select(handle: ModelHandle, key: str, label: str = "Layer") -> str:
+    """One layer with a map; the usual Grad-CAM layer preselected."""
+    infos = handle.map_layers
+    names = [i.name for i in infos]
+    describe = {i.name: i.describe() for i in infos}
+    default = names.index(handle.default_layer) if handle.default_layer in names else 0
+    return st.selectbox(
+        label,
+        names,
+        index=default,
+        format_func=lambda n: describe[n],
+        key=key,
+        help="Every module with a spatial (or token-grid) output, by its path.",
+    )
+
+
+def method_select(key: str, default: str = "gradcam", methods: Sequence[str] | None = None) -> str:
+    names = list(methods or METHOD_INFO)
+    return st.selectbox(
+        "Method",
+        names,
+        index=names.index(default),
+        format_func=lambda m: METHOD_INFO[m].title,
+        key=key,
+    )
+
+
+def class_select(handle: ModelHandle, probs: np.ndarray, key: str) -> int:
+    """The class to explain: click one of the top 5, or search any class by name."""
+    top = np.argsort(-probs)[:5]
+    options = [int(i) for i in top]
+    picked = st.pills(
+        "Explain the class",
+        options,
+        default=options[0],
+        key=f"{key}_top",
+        format_func=lambda i: f"{handle.labels[i]} ({probs[i]:.0%})",
+    )
+    other = st.selectbox(
+        "…or any class",
+        range(handle.num_classes),
+        index=None,
+        format_func=lambda i: handle.labels[i],
+        key=f"{key}_any",
+        placeholder="Search a class by name",
+    )
+    if other is not None:
+        return int(other)
+    return int(picked if picked is not None else options[0])
+
+
+def overlay_controls(key: str) -> tuple[float, str]:
+    """Opacity and colour map: changing them never runs the model."""
+    cols = st.columns(2)
+    alpha = cols[0].slider("Opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key}_alpha")
+    cmap = cols[1].selectbox("Colours", COLORMAPS, key=f"{key}_cmap")
+    return alpha, cmap
+
+
+def prediction_chart(handle: ModelHandle, probs: np.ndarray, k: int = 5) -> go.Figure:
+    top = np.argsort(-probs)[:k][::-1]
+    fig = go.Figure(
+        go.Bar(
+            x=probs[top],
+            y=[handle.labels[i] for i in top],
+            orientation="h",
+            text=[f"{probs[i]:.1%}" for i in top],
+            textposition="auto",
+            marker_color="#d6336c",
+        )
+    )
+    fig.update_layout(
+        height=60 + 36 * len(top),
+        margin=dict(l=10, r=10, t=10, b=10),
+        xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
+    )
+    return fig
+
+
+def downloads(
+    stem: str,
+    picture: np.ndarray,
+    heat: np.ndarray,
+    summary: dict,
+    alpha: float,
+    cmap: str,
+    key: str,
+) -> None:
+    cols = st.columns(3)
+    cols[0].download_button(
+        "Overlay (PNG)",
+        to_png(overlay(picture, heat, alpha, cmap)),
+        file_name=f"{stem}_overlay.png",
+        mime="image/png",
+        key=f"{key}_png",
+    )
+    buffer = _npy_bytes(heat)
+    cols[1].download_button(
+        "Map (.npy)",
+        buffer,
+        file_name=f"{stem}_map.npy",
+        mime="application/octet-stream",
+        key=f"{key}_npy",
+    )
+    cols[2].download_button(
+        "Summary (JSON)",
+        json.dumps(summary, indent=2),
+        file_name=f"{stem}_summary.json",
+        mime="application/json",
+        key=f"{key}_json",
+    )
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array, np.float32))
+    return buf.getvalue()
+
+
+def sidebar() -> tuple[ModelHandle, list[Picture]]:
+    """The shared sidebar of every page: model and images."""
+    from .state import current_model
+
+    model_picker()
+    pictures = image_picker()
+    return current_model(), pictures

@@ -1,0 +1,560 @@
+"""Command line: class-activation maps for a batch of image files, written to a folder.
+
+::
+
+    python -m explain IMAGE... --model SPEC [--weights W] [--layers L1,L2] [--method gradcam]
+                      [--target auto|IDX|NAME|topK] --out DIR
+
+For every image, method, layer (and class, with ``--target topK``) it writes
+``<stem>__<method>__<layer>.png`` (the overlay), ``.npy`` (the normalised map, ``(H, W)``
+float32 in [0, 1] at the model's input resolution) and ``.raw.npy`` (the map at the layer's
+resolution, before normalisation), then one ``summary.json`` for the whole run: predictions,
+targets, files written, files skipped (with reasons), timings and notes.
+
+Exit status: 0 when at least one image was explained, 1 when none was (say, every file was
+unreadable), 2 for usage errors (unknown model, layer, method or class; bad options), with one
+clear message on stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fnmatch
+import json
+import math
+import re
+import shlex
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from .cams import METHOD_INFO, METHODS, CamResult, compute_cams
+from .errors import ExplainError, LayerError, TargetError
+from .images import LoadedImage, load_images
+from .models import DEFAULT, ModelHandle, load_model
+from .render import COLORMAPS, gradient_image, overlay
+from .targets import TopK
+
+SUMMARY_NAME = "summary.json"
+#: Predictions listed per image in the summary.
+TOP_PREDICTIONS = 5
+
+_UNSAFE = re.compile(r"[^\w.+=-]+")
+
+
+# -- parsing helpers ----------------------------------------------------------------------------
+def split_list(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def safe_part(text: str) -> str:
+    """A piece of a file name: anything but letters, digits and ``. _ - + =`` becomes ``_``."""
+    return _UNSAFE.sub("_", text).strip() or "_"
+
+
+def unique_names(names: Sequence[str]) -> list[str]:
+    """Sanitised names, made unique (case-insensitively, for macOS and Windows file systems):
+    the first of equal names is kept, later ones get ``-2``, ``-3``, ... (never another
+    input's own name)."""
+    safe = [safe_part(name) for name in names]
+    reserved = {name.casefold() for name in safe}
+    used: set[str] = set()
+    out = []
+    for name in safe:
+        candidate, n = name, 1
+        while candidate.casefold() in used or (
+            candidate != name and candidate.casefold() in reserved
+        ):
+            n += 1
+            candidate = f"{name}-{n}"
+        used.add(candidate.casefold())
+        out.append(candidate)
+    return out
+
+
+def resolve_methods(text: str) -> list[str]:
+    """Comma-separated method names (``grad-cam``, ``Score_CAM``, ``gradcam++`` ...) or
+    ``all`` -> canonical names from :data:`explain.METHODS`."""
+    by_key = {name.replace("-", ""): name for name in METHODS}
+    out: list[str] = []
+    for token in split_list(text):
+        if token.lower() == "all":
+            out.extend(METHODS)
+            continue
+        key = token.lower().replace("++", "pp").replace("_", "").replace("-", "")
+        if key not in by_key:
+            raise ExplainError(
+                f"Unknown method {token!r}.",
+                hint=f"choose from {', '.join(METHODS)} (comma-separated), or 'all'.",
+            )
+        out.append(by_key[key])
+    if not out:
+        raise ExplainError("No method was given.", hint="e.g. --method gradcam")
+    return list(dict.fromkeys(out))
+
+
+def resolve_layers(handle: ModelHandle, text: str) -> list[str]:
+    """Comma-separated layer paths; ``default`` (the usual Grad-CAM layer), ``all`` (every
+    layer with a map) and shell-style patterns such as ``layer4.*`` are expanded."""
+    names: list[str] = []
+    for token in split_list(text):
+        if token == "default":
+            names.append(handle.default_layer)
+        elif token == "all":
+            names.extend(info.name for info in handle.map_layers)
+        elif any(ch in token for ch in "*?["):
+            matched = [i.name for i in handle.map_layers if fnmatch.fnmatchcase(i.name, token)]
+            if not matched:
+                raise LayerError(
+                    f"No layer of {handle.name} with a map matches {token!r}.",
+                    hint="layers with a map: "
+                    + ", ".join(i.name for i in handle.map_layers[-6:])
+                    + " (--layers all takes every one).",
+                )
+            names.extend(matched)
+        else:
+            names.append(handle.map_layer(token).name)
+    if not names:
+        raise LayerError("No layer was given.", hint=f"e.g. --layers {handle.default_layer}")
+    return list(dict.fromkeys(names))
+
+
+def resolve_target(handle: ModelHandle, text: str) -> Any:
+    """``auto`` (top-1 class) -> ``None``; a class index or label -> that index; ``topK`` ->
+    :class:`~explain.targets.TopK` (one map per class)."""
+    t = text.strip()
+    if t.lower() in ("auto", "top1", "top-1", ""):
+        return None
+    if re.fullmatch(r"[+-]?\d+", t):
+        return handle.class_index(int(t))
+    if t.lower() in (label.lower() for label in handle.labels):
+        return handle.class_index(t)
+    top = re.fullmatch(r"top-?(\d+)", t.lower())
+    if top:
+        k = int(top[1])
+        if not 1 <= k <= handle.num_classes:
+            raise TargetError(f"--target {t}: {handle.name} has {handle.num_classes} classes.")
+        return TopK(k)
+    return handle.class_index(t)  # raises with close label names
+
+
+def parse_weights(text: str) -> Any:
+    """``DEFAULT``/``pretrained`` -> pretrained, ``none``/``random`` -> random init, else a file
+    or a weights name."""
+    if Path(text).exists():
+        return text
+    if text.lower() in ("default", "pretrained"):
+        return DEFAULT
+    if text.lower() in ("none", "random"):
+        return None
+    return text
+
+
+def expand_inputs(items: Sequence[str]) -> tuple[list[Path], list[dict[str, str]]]:
+    """Files as given; folders -> the image files directly inside them (sorted).
+
+    Returns:
+        (paths to read, skipped entries for folders without images).
+    """
+    suffixes = set(Image.registered_extensions())
+    paths: list[Path] = []
+    skipped: list[dict[str, str]] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes
+            )
+            if not found:
+                skipped.append({"file": str(path), "reason": "the folder has no image files."})
+            paths.extend(found)
+        else:
+            paths.append(path)
+    return paths, skipped
+
+
+def _unit_float(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m explain`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m explain",
+        description="Class-activation maps (Grad-CAM and family) for image files: overlays "
+        "(.png), maps (.npy) and one summary.json.",
+        epilog="Example: python -m explain photos/ --model torchvision:resnet50 "
+        "--layers layer3,layer4 --method gradcam,scorecam --out maps/",
+    )
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="SPEC",
+        help="torchvision:<name>, hf:<hub id or folder>, builtin:shapes, package.module:factory",
+    )
+    parser.add_argument(
+        "--weights",
+        default=DEFAULT,
+        metavar="W",
+        help="DEFAULT (pretrained, the default), none (random init), a weights name such as "
+        "IMAGENET1K_V2, or a state-dict / safetensors file",
+    )
+    parser.add_argument(
+        "--layers",
+        default="default",
+        metavar="L1,L2",
+        help="comma-separated module paths; 'default' (the usual Grad-CAM layer, the "
+        "default), 'all' (every layer with a map), or patterns such as 'layer4.*'",
+    )
+    parser.add_argument(
+        "--method",
+        default="gradcam",
+        metavar="M1,M2",
+        help=f"comma-separated, from: {', '.join(METHODS)}; or 'all' (default: gradcam)",
+    )
+    parser.add_argument(
+        "--target",
+        default="auto",
+        metavar="auto|IDX|NAME|topK",
+        help="class to explain: auto (top-1, the default), a class index or label, or topK "
+        "(one map for each of the K most probable classes)",
+    )
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument("--colormap", default="jet", choices=COLORMAPS, help="(default: jet)")
+    parser.add_argument(
+        "--alpha", type=_unit_float, default=0.5, help="heatmap opacity, 0 to 1 (default: 0.5)"
+    )
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=16, help="images per pass (default: 16)"
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument(
+        "--aug-smooth", action="store_true", help="average over flipped / brightened copies"
+    )
+    parser.add_argument(
+        "--eigen-smooth",
+        action="store_true",
+        help="first principal component of the contributions instead of their sum",
+    )
+    parser.add_argument(
+        "--max-channels",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="Score-CAM / Ablation-CAM: perturb only the N channels of highest variance "
+        "(approximate, faster)",
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar and no final line"
+    )
+    return parser
+
+
+# -- the run ------------------------------------------------------------------------------------
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _prob(value: float) -> float | None:
+    value = float(value)
+    return round(value, 6) if math.isfinite(value) else None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class _Run:
+    """One command: reads images batch by batch, computes every method, writes as it goes."""
+
+    def __init__(self, args: argparse.Namespace, argv: Sequence[str]):
+        self.args = args
+        self.start = time.perf_counter()
+        self.out: Path = args.out
+        self.methods = resolve_methods(args.method)
+        self.handle: ModelHandle | None = None
+        self.layers: list[str] = []
+        self.layer_tags: dict[str, str] = {}
+        self.targets: Any = None
+        self.images: list[dict[str, Any]] = []
+        self.files: list[str] = []
+        self.skipped: list[dict[str, str]] = []
+        self.notes: list[str] = []
+        self.timings: dict[str, float] = {"load_model": 0.0, "read_images": 0.0, "write": 0.0}
+        self.method_time = dict.fromkeys(self.methods, 0.0)
+        self.status = "running"
+        self.error: str | None = None
+        self.command = shlex.join(["python", "-m", "explain", *argv])
+
+    # -- steps -------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Load the model and check layers and target (usage errors come out here)."""
+        args = self.args
+        t0 = time.perf_counter()
+        self.handle = load_model(
+            args.model, weights=parse_weights(args.weights), device=args.device
+        )
+        self.timings["load_model"] = time.perf_counter() - t0
+        self.layers = resolve_layers(self.handle, args.layers)
+        self.targets = resolve_target(self.handle, args.target)
+        self.layer_tags = dict(zip(self.layers, unique_names(self.layers), strict=True))
+        if self.out.exists() and not self.out.is_dir():
+            raise ExplainError(f"--out {self.out} is a file, not a folder.")
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ExplainError(f"Cannot create the output folder {self.out}: {exc}") from exc
+        self._note(*self.handle.notes)
+        h, w = self.handle.input_size
+        self._note(
+            f"maps and overlays are at the model's input resolution {h}x{w} (each image "
+            "resized / cropped as the model sees it)."
+        )
+
+    def explain(self, inputs: Sequence[str]) -> None:
+        paths, skipped = expand_inputs(inputs)
+        for entry in skipped:
+            self._skip(entry["file"], entry["reason"])
+        names = unique_names([p.stem for p in paths])
+        jobs = list(zip(paths, names, strict=True))
+        steps = math.ceil(len(jobs) / self.args.batch_size) * len(self.methods)
+        bar = tqdm(
+            total=steps,
+            desc="explaining",
+            unit="step",
+            disable=True if self.args.quiet else None,
+            file=sys.stderr,
+        )
+        with bar:
+            for chunk in _chunks(jobs, self.args.batch_size):
+                self._batch(chunk, bar)
+
+    def _batch(self, chunk: Sequence[tuple[Path, str]], bar: tqdm) -> None:
+        assert self.handle is not None
+        t0 = time.perf_counter()
+        good: list[tuple[Path, str, LoadedImage]] = []
+        for path, name in chunk:
+            loaded, failed = load_images([path])
+            if failed:
+                self._skip(str(path), failed[0][1], bar)
+            else:
+                good.append((path, name, loaded[0]))
+        self.timings["read_images"] += time.perf_counter() - t0
+        if not good:
+            bar.update(len(self.methods))
+            return
+        pictures = [item[2].image for item in good]
+        pixels = self.handle.prepare(pictures)  # (n, H, W, 3) uint8, as the model sees them
+        x = self.handle.preprocess(pictures)
+        records = [
+            {
+                "file": str(path),
+                "name": name,
+                "original_size": list(loaded.original_size),
+                "notes": list(loaded.notes),
+                "outputs": [],
+            }
+            for path, name, loaded in good
+        ]
+        for method in self.methods:
+            bar.set_description(f"{METHOD_INFO[method].title}")
+            t1 = time.perf_counter()
+            res = compute_cams(
+                self.handle,
+                x,
+                self.layers,
+                method,
+                self.targets,
+                eigen_smooth=self.args.eigen_smooth,
+                aug_smooth=self.args.aug_smooth,
+                batch_size=self.args.batch_size,
+                max_channels=self.args.max_channels,
+                progress=self._progress(bar),
+            )
+            self.method_time[method] += time.perf_counter() - t1
+            self._note(*res.notes)
+            if "predictions" not in records[0]:
+                self._predictions(records, res)
+            t2 = time.perf_counter()
+            self._write(records, pixels, res)
+            self.timings["write"] += time.perf_counter() - t2
+            bar.update(1)
+        self.images.extend(records)
+
+    def _predictions(self, records: list[dict[str, Any]], res: CamResult) -> None:
+        labels = self.handle.labels
+        k = min(TOP_PREDICTIONS, len(labels))
+        targets = res.targets.reshape(len(records), -1)
+        for i, record in enumerate(records):
+            order = np.argsort(-res.probs[i], kind="stable")[:k]
+            record["predictions"] = [
+                {"index": int(c), "label": labels[c], "probability": _prob(res.probs[i, c])}
+                for c in order
+            ]
+            record["targets"] = [
+                {"index": int(c), "label": name}
+                for c, name in zip(targets[i], res.target_names[i], strict=True)
+            ]
+
+    def _write(self, records: list[dict[str, Any]], pixels: np.ndarray, res: CamResult) -> None:
+        args = self.args
+        multi = isinstance(self.targets, TopK)
+        for layer in self.layers:
+            maps = res.maps[layer]
+            raws = res.raw[layer]
+            for i, record in enumerate(records):
+                count = maps.shape[1] if multi else 1
+                for j in range(count):
+                    heat = maps[i, j] if multi else maps[i]
+                    raw = raws[i, j] if multi else raws[i]
+                    name = res.target_names[i][j]
+                    index = int(res.targets[i, j] if multi else res.targets[i])
+                    base = f"{record['name']}__{res.method}__{self.layer_tags[layer]}"
+                    if multi:
+                        base += f"__top{j + 1}-{safe_part(name)}"
+                    entry = {
+                        "method": res.method,
+                        "layer": layer,
+                        "target": {"index": index, "label": name},
+                        "overlay": f"{base}.png",
+                        "map": f"{base}.npy",
+                        "raw": f"{base}.raw.npy",
+                    }
+                    picture = overlay(pixels[i], heat, alpha=args.alpha, cmap=args.colormap)
+                    Image.fromarray(picture).save(self.out / entry["overlay"], format="PNG")
+                    np.save(self.out / entry["map"], np.asarray(heat, np.float32))
+                    np.save(self.out / entry["raw"], np.asarray(raw, np.float32))
+                    if layer in res.pixels:  # pixel-level methods: the attribution itself
+                        px = res.pixels[layer][i, j] if multi else res.pixels[layer][i]
+                        entry["pixels"] = f"{base}.pixels.png"
+                        Image.fromarray(gradient_image(px)).save(self.out / entry["pixels"])
+                    files = [
+                        v for k, v in entry.items() if k in ("overlay", "map", "raw", "pixels")
+                    ]
+                    self.files.extend(files)
+                    record["outputs"].append(entry)
+
+    def _progress(self, bar: tqdm) -> Any:
+        def report(done: int, total: int, message: str) -> None:
+            bar.set_postfix_str(f"{message} ({100 * done / max(total, 1):.0f}%)")
+
+        return report
+
+    def _skip(self, file: str, reason: str, bar: tqdm | None = None) -> None:
+        self.skipped.append({"file": file, "reason": reason})
+        message = f"skipped {file}: {_one_line(reason)}"
+        if bar is not None:
+            bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
+
+    def _note(self, *notes: str) -> None:
+        for note in notes:
+            if note not in self.notes:
+                self.notes.append(note)
+
+    # -- report ------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        args = self.args
+        handle = self.handle
+        timings = {k: round(v, 4) for k, v in self.timings.items()}
+        timings["methods"] = {k: round(v, 4) for k, v in self.method_time.items()}
+        timings["total"] = round(time.perf_counter() - self.start, 4)
+        return {
+            "command": self.command,
+            "status": self.status,
+            "error": self.error,
+            "model": {
+                "spec": args.model,
+                "name": handle.name if handle else None,
+                "weights": str(args.weights),
+                "device": str(handle.device) if handle else None,
+                "input_size": list(handle.input_size) if handle else None,
+                "num_classes": handle.num_classes if handle else None,
+            },
+            "methods": self.methods,
+            "layers": self.layers,
+            "target": args.target,
+            "settings": {
+                "colormap": args.colormap,
+                "alpha": args.alpha,
+                "batch_size": args.batch_size,
+                "aug_smooth": args.aug_smooth,
+                "eigen_smooth": args.eigen_smooth,
+                "max_channels": args.max_channels,
+            },
+            "explained": len(self.images),
+            "images": self.images,
+            "skipped": self.skipped,
+            "files": self.files,
+            "timings_s": timings,
+            "notes": self.notes,
+        }
+
+    def write_summary(self) -> Path:
+        path = self.out / SUMMARY_NAME
+        partial = path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(self.summary(), indent=2), encoding="utf-8")
+        partial.replace(path)  # never a half-written summary
+        return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed its message (2) or the help (0)
+        return exc.code if isinstance(exc.code, int) else 2
+    run: _Run | None = None
+    try:
+        run = _Run(args, argv)
+        run.setup()
+        run.explain(args.images)
+        run.status = "ok"
+    except (ExplainError, OSError, KeyboardInterrupt) as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        message = "interrupted by the user" if interrupted else str(exc)
+        print("interrupted" if interrupted else f"error: {message}", file=sys.stderr)
+        if run is not None and run.handle is not None and run.out.is_dir():
+            run.status, run.error = ("interrupted" if interrupted else "error"), message
+            with contextlib.suppress(OSError):
+                run.write_summary()  # what was written so far stays listed
+        return 130 if interrupted else 2
+    try:
+        summary_path = run.write_summary()
+    except OSError as exc:
+        print(f"error: cannot write {run.out / SUMMARY_NAME}: {exc}", file=sys.stderr)
+        return 2
+    explained = len(run.images)
+    if not args.quiet:
+        print(
+            f"Explained {explained} image(s) with {', '.join(run.methods)} at "
+            f"{len(run.layers)} layer(s); {len(run.files)} files in {run.out}; "
+            f"{len(run.skipped)} skipped. Summary: {summary_path}"
+        )
+    if explained == 0:
+        print("error: no image could be explained (see the skipped files above).", file=sys.stderr)
+        return 1
+    return 0
