@@ -39,17 +39,41 @@ def show_error(exc: BaseException) -> None:
 
 
 def _try_load(choice: ModelChoice) -> None:
+    """Button callback (runs before the page): load, or keep the old model and remember why."""
+    st.session_state["model_error"] = None
     try:
-        with st.spinner(f"Loading {choice.title}…"):
-            get_model(choice)
+        get_model(choice)
     except ExplainError as exc:
-        show_error(exc)
+        st.session_state["model_error"] = exc
         return
     except (OSError, RuntimeError, ValueError) as exc:  # never let a load crash the app
-        show_error(ExplainError(f"Loading {choice.title} failed: {exc}"))
+        st.session_state["model_error"] = ExplainError(f"Loading {choice.title} failed: {exc}")
         return
     st.session_state["model_choice"] = choice
-    st.toast(f"Model ready: {choice.title}")
+
+
+def _load_builtin() -> None:
+    _try_load(ModelChoice(st.session_state["builtin_spec"]))
+
+
+def _load_torchvision() -> None:
+    weights = DEFAULT if st.session_state.get("tv_pretrained", True) else None
+    _try_load(ModelChoice(f"torchvision:{st.session_state['tv_name']}", weights))
+
+
+def _load_hf() -> None:
+    ref = st.session_state.get("hf_ref", "").strip()
+    _try_load(ModelChoice(f"hf:{ref}", DEFAULT, bool(st.session_state.get("hf_trust"))))
+
+
+def _load_own() -> None:
+    upload = st.session_state.get("own_weights")
+    if upload is None:
+        return
+    labels = st.session_state.get("own_labels")
+    path = save_upload(upload.getvalue(), Path(upload.name).suffix)
+    labels_path = save_upload(labels.getvalue(), ".txt") if labels is not None else None
+    _try_load(ModelChoice(f"torchvision:{st.session_state['own_arch']}", path, False, labels_path))
 
 
 def model_picker() -> None:
@@ -66,84 +90,84 @@ def model_picker() -> None:
                 key="builtin_spec",
             )
             st.caption(BUILTIN_MODELS[spec.split(":", 1)[1]])
-            if st.button("Use this model", key="load_builtin"):
-                _try_load(ModelChoice(spec))
+            st.button("Use this model", key="load_builtin", on_click=_load_builtin)
         elif source == "torchvision":
             names = torchvision_classifiers()
-            name = st.selectbox(
+            st.selectbox(
                 "Architecture (type to search)", names, index=names.index("resnet50"), key="tv_name"
             )
-            pretrained = st.toggle(
+            st.toggle(
                 "ImageNet weights (downloaded once, then cached)", value=True, key="tv_pretrained"
             )
-            if st.button("Load", key="load_tv"):
-                _try_load(ModelChoice(f"torchvision:{name}", DEFAULT if pretrained else None))
+            st.button("Load", key="load_tv", on_click=_load_torchvision)
         elif source == "Hugging Face":
             ref = st.text_input(
                 "Hub id or local folder", placeholder="microsoft/resnet-50", key="hf_ref"
             )
-            trust = st.checkbox(
-                "Run the repository's own code (only if you trust it)", key="hf_trust"
-            )
-            if st.button("Load", key="load_hf", disabled=not ref.strip()):
-                _try_load(ModelChoice(f"hf:{ref.strip()}", DEFAULT, trust))
+            st.checkbox("Run the repository's own code (only if you trust it)", key="hf_trust")
+            st.button("Load", key="load_hf", disabled=not ref.strip(), on_click=_load_hf)
         else:
             names = torchvision_classifiers()
-            name = st.selectbox(
-                "Architecture", names, index=names.index("resnet18"), key="own_arch"
-            )
+            st.selectbox("Architecture", names, index=names.index("resnet18"), key="own_arch")
             upload = st.file_uploader(
                 "Weights (.pth, .pt, .safetensors)",
                 type=["pth", "pt", "bin", "safetensors", "th", "ckpt"],
                 key="own_weights",
             )
-            labels = st.file_uploader(
-                "Class names, one per line (optional)", type=["txt"], key="own_labels"
-            )
-            if st.button("Load", key="load_own", disabled=upload is None):
-                path = save_upload(upload.getvalue(), Path(upload.name).suffix)
-                labels_path = save_upload(labels.getvalue(), ".txt") if labels else None
-                _try_load(ModelChoice(f"torchvision:{name}", path, False, labels_path))
+            st.file_uploader("Class names, one per line (optional)", type=["txt"], key="own_labels")
+            st.button("Load", key="load_own", disabled=upload is None, on_click=_load_own)
+    error = st.session_state.pop("model_error", None)
+    if error is not None:
+        show_error(error)  # shown once, where the user just acted
+
+
+def _use_uploads(files: Sequence) -> None:
+    """Read new uploads once; bad files are reported (in the page) and skipped."""
+    signature = [(f.name, f.size) for f in files]
+    if signature == st.session_state.get("upload_signature"):
+        return
+    st.session_state["upload_signature"] = signature
+    good, bad = [], []
+    for f in files:
+        try:
+            good.append(read_upload(f.name, f.getvalue()))
+        except ExplainError as exc:
+            bad.append(f"{f.name}: {str(exc).splitlines()[0]}")
+    st.session_state["upload_errors"] = bad
+    if good:
+        st.session_state["pictures"] = good
+        st.session_state["picture_index"] = 0
+
+
+def _use_samples(pictures: list[Picture]) -> None:
+    st.session_state["pictures"] = pictures
+    st.session_state["picture_index"] = 0
+    st.session_state["upload_errors"] = []
 
 
 def image_picker() -> list[Picture]:
     """Sidebar: upload images or pick samples; returns the chosen pictures."""
     with st.sidebar.expander("Images", expanded=False):
-        files = st.file_uploader(
-            "Drop images here", accept_multiple_files=True, type=None, key="uploads"
-        )
-        if files and st.button("Use uploaded images", key="use_uploads"):
-            good, bad = [], []
-            for f in files:
-                try:
-                    good.append(read_upload(f.name, f.getvalue()))
-                except ExplainError as exc:
-                    bad.append(f"{f.name}: {str(exc).splitlines()[0]}")
-            for line in bad:
-                st.warning(line, icon="⚠️")
-            if good:
-                st.session_state["pictures"] = good
-                st.session_state["picture_index"] = 0
+        files = st.file_uploader("Drop images here", accept_multiple_files=True, key="uploads")
+        if files:
+            _use_uploads(files)
         st.markdown("Or use samples:")
         cols = st.columns(3)
         if cols[0].button("Shapes", key="samples_shapes"):
-            st.session_state["pictures"] = [
-                Picture(n, p, "sample", lab) for n, p, lab in shapes_samples()
-            ]
-            st.session_state["picture_index"] = 0
+            _use_samples([Picture(n, p, "sample", lab) for n, p, lab in shapes_samples()])
         if cols[1].button(
             "Shapes + marker",
             key="samples_marker",
             help="With the corner marker the biased model relies on",
         ):
-            st.session_state["pictures"] = [
-                Picture(n, p, "sample", lab) for n, p, lab in shapes_samples(marker="class")
-            ]
-            st.session_state["picture_index"] = 0
+            _use_samples(
+                [Picture(n, p, "sample", lab) for n, p, lab in shapes_samples(marker="class")]
+            )
         photos = photo_samples()
         if photos and cols[2].button("Photos", key="samples_photos"):
-            st.session_state["pictures"] = [Picture(n, p, "sample") for n, p in photos]
-            st.session_state["picture_index"] = 0
+            _use_samples([Picture(n, p, "sample") for n, p in photos])
+    for line in st.session_state.get("upload_errors", []):
+        st.warning(f"Skipped {line}", icon="⚠️")
     pictures = current_pictures()
     st.sidebar.caption(f"{len(pictures)} image(s) selected")
     return pictures

@@ -1,0 +1,137 @@
+"""Every dashboard page through Streamlit's AppTest: what is rendered, not just "no crash"."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from explain import load_model
+from explain.builtin.shapes import CLASSES, make_dataset
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+
+
+def _png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _markdown(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_explain_default_shows_prediction_maps_and_downloads(app):
+    text = _markdown(app)
+    assert any(f"### {name}" in text for name in CLASSES)
+    assert "with **Grad-CAM** at `layer3`" in text
+    assert len(app.get("image")) == 3  # model view, heatmap, overlay
+    assert len(app.get("download_button")) == 3
+    assert len(app.get("plotly_chart")) == 1
+
+
+def test_explain_uploaded_image_layer_method_and_class(app):
+    sample = make_dataset(1, seed=99)
+    true = CLASSES[int(sample.labels[0])]
+    app.file_uploader(key="uploads").set_value(("star.png", _png(sample.images[0]), "image/png"))
+    app.run()
+    handle = load_model("builtin:shapes")
+    probs = handle.predict([sample.images[0]])[0]
+    predicted = CLASSES[int(probs.argmax())]
+    assert predicted == true
+    assert f"### {predicted} · {probs.max():.0%}" in _markdown(app)
+
+    app.selectbox(key="explain_layer").set_value("layer2").run()
+    assert "at `layer2`" in _markdown(app)
+    app.selectbox(key="explain_method").set_value("gradcampp").run()
+    assert "with **Grad-CAM++** at `layer2`" in _markdown(app)
+    other = next(c for c in CLASSES if c != predicted)
+    app.selectbox(key="explain_class_any").set_value(CLASSES.index(other)).run()
+    assert f"Explaining **{other}**" in _markdown(app)
+    assert not app.exception
+
+
+def test_bad_uploads_are_reported_and_the_page_keeps_working(app, photo_paths):
+    corrupt = photo_paths[0].read_bytes()[:4000]
+    huge = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(huge, format="PNG")
+    app.file_uploader(key="uploads").set_value(
+        [
+            ("notes.txt", b"not an image at all", "text/plain"),
+            ("broken.jpg", corrupt, "image/jpeg"),
+            ("huge.png", huge.getvalue(), "image/png"),
+        ]
+    )
+    app.run()
+    warnings = " ".join(w.value for w in app.warning)
+    assert "notes.txt" in warnings and "not an image" in warnings
+    assert "broken.jpg" in warnings and "truncated or corrupt" in warnings
+    assert "huge.png" in warnings and "20000x20000" in warnings
+    assert not app.exception
+    assert len(app.get("image")) == 3  # the previous images are still explained
+
+
+def test_unknown_hugging_face_model_without_network(app, monkeypatch):
+    import explain.models
+
+    monkeypatch.setattr(explain.models, "_reachable", lambda url, timeout=3.0: False)
+    app.radio(key="model_source").set_value("Hugging Face").run()
+    app.text_input(key="hf_ref").set_value("nobody/no-such-model").run()
+    app.button(key="load_hf").click().run()
+    errors = " ".join(e.value for e in app.error)
+    assert "nobody/no-such-model" in errors and "What to do" in errors
+    assert not app.exception
+    assert "**Model:** `builtin:shapes`" in "\n".join(m.value for m in app.sidebar.markdown)
+    assert len(app.get("image")) == 3
+
+
+def test_switching_to_the_biased_model(app):
+    app.selectbox(key="builtin_spec").set_value("builtin:shapes-biased").run()
+    app.button(key="load_builtin").click().run()
+    assert "builtin:shapes-biased" in "\n".join(m.value for m in app.sidebar.markdown)
+    assert not app.exception
+
+
+def test_compare_layers_page(app):
+    app.switch_page("pages/layers.py").run()
+    assert not app.exception
+    assert len(app.get("image")) == 3  # layer1, layer2, layer3 of the built-in model
+    assert "3 layers" in _markdown(app)
+    app.radio(key="layers_scope").set_value("Every block").run()
+    assert len(app.get("image")) == 6
+
+
+def test_compare_methods_page(app):
+    app.switch_page("pages/methods.py").run()
+    assert not app.exception
+    assert len(app.get("image")) == 6
+    app.multiselect(key="methods_chosen").set_value(["gradcam", "scorecam"]).run()
+    assert len(app.get("image")) == 2
+    assert not app.exception
+
+
+def test_present_page_and_export(app):
+    app.switch_page("pages/present.py").run()
+    assert not app.exception
+    text = _markdown(app)
+    assert "Image 1 of 6" in text and "The model is" in text and "highlighted in red" in text
+    app.button(key="present_next").click().run()
+    assert "Image 2 of 6" in _markdown(app)
+    app.button(key="present_export").click().run()
+    assert len(app.get("download_button")) == 1
+    html = app.session_state["present_html"]
+    assert html.count('class="slide"') == 6 and "data:image/png;base64," in html
+    assert "http://" not in html and "https://" not in html  # opens offline
