@@ -35,7 +35,7 @@ def show_error(exc: BaseException) -> None:
     """A clear message in the page; the app keeps running."""
     text = str(exc)
     message, _, hint = text.partition("\nTry: ")
-    st.error(message + (f"\n\n**What to do:** {hint}" if hint else ""), icon="⚠️")
+    st.error(message + (f"\n\n**What to do:** {hint}" if hint else ""), icon=":material/warning:")
 
 
 def _try_load(choice: ModelChoice) -> None:
@@ -167,7 +167,7 @@ def image_picker() -> list[Picture]:
         if photos and cols[2].button("Photos", key="samples_photos"):
             _use_samples([Picture(n, p, "sample") for n, p in photos])
     for line in st.session_state.get("upload_errors", []):
-        st.warning(f"Skipped {line}", icon="⚠️")
+        st.warning(f"Skipped {line}", icon=":material/warning:")
     pictures = current_pictures()
     st.sidebar.caption(f"{len(pictures)} image(s) selected")
     return pictures

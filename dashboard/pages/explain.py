@@ -27,7 +27,7 @@ st.caption(
     f"{handle.input_size[0]}×{handle.input_size[1]}"
 )
 for note in handle.notes:
-    st.info(note, icon="ℹ️")
+    st.info(note, icon=":material/info:")
 
 controls, results = st.columns([1, 2.2], gap="large")
 with controls:

@@ -48,7 +48,7 @@ def slide_for(index: int) -> Slide:
 
 
 index = st.session_state.get("present_index", 0) % len(pictures)
-nav = st.columns([1, 1, 6, 2])
+nav = st.columns([1.4, 1.2, 5, 2.2])
 if nav[0].button("← Previous", key="present_prev"):
     index = (index - 1) % len(pictures)
 if nav[1].button("Next →", key="present_next"):
