@@ -135,3 +135,28 @@ def test_present_page_and_export(app):
     html = app.session_state["present_html"]
     assert html.count('class="slide"') == 6 and "data:image/png;base64," in html
     assert "http://" not in html and "https://" not in html  # opens offline
+
+
+def test_embeddings_page_runs_on_the_builtin_dataset(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("GCE_CACHE_DIR", str(tmp_path))
+    app.switch_page("pages/embeddings.py").run()
+    assert "press **Run**" in " ".join(i.value for i in app.info)
+    app.slider(key="emb_n").set_value(120)
+    app.get("form_submit_button")[0].click().run()
+    assert not app.exception
+    assert "**120 images** · 3 layers" in _markdown(app)
+    assert len(app.get("plotly_chart")) == 3  # small multiples, CKA, metrics by depth
+    table = app.dataframe[0].value
+    assert list(table["layer"]) == ["layer1", "layer2", "layer3"]
+    # Class separation grows with depth on the clean model; the last layer separates well.
+    assert table["knn_accuracy"].iloc[-1] > 0.9 > table["knn_accuracy"].iloc[0]
+
+
+def test_embeddings_folder_outside_allowed_roots_is_refused(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("GCE_DATA_ROOTS", str(tmp_path / "allowed"))
+    app.switch_page("pages/embeddings.py").run()
+    app.radio(key="emb_source").set_value("Folder")  # form widgets apply on submit
+    app.text_input(key="emb_folder").set_value("/etc")
+    app.get("form_submit_button")[0].click().run()
+    assert "outside the folders this dashboard may read" in " ".join(e.value for e in app.error)
+    assert not app.exception

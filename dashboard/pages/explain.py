@@ -57,8 +57,9 @@ def report(done: int, total: int, message: str) -> None:
 try:
     # One class per pass: on a CPU this is the quickest way to a new picture; each class
     # stays cached, so going back to one already seen is instant.
-    result = state.cams(model_key, handle, picture.key, picture.pixels, method, (layer,),
-                        target, _progress=report)
+    result = state.cams(
+        model_key, handle, picture.key, picture.pixels, method, (layer,), target, _progress=report
+    )
     heat = result.maps[layer][0]
 except ExplainError as exc:
     show_error(exc)
