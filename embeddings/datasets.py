@@ -531,8 +531,12 @@ class ShapesDataset(ImageDataset):
 
 
 # -- entry point ------------------------------------------------------------------------------
+#: ``builtin:shapes`` datasets draw from generator seeds the built-in models never saw.
+HELD_OUT_SEED = 20_000
+
+
 def _shapes_from_spec(spec: str, max_images: int | None, seed: int) -> ShapesDataset:
-    """``builtin:shapes`` or ``builtin:shapes:<marker>``."""
+    """``builtin:shapes`` or ``builtin:shapes:<marker>``: fresh images (held-out seeds)."""
     _, _, rest = spec.partition(":")
     name, _, marker = rest.partition(":")
     if name != "shapes":
@@ -541,7 +545,8 @@ def _shapes_from_spec(spec: str, max_images: int | None, seed: int) -> ShapesDat
             hint="use 'builtin:shapes' (or 'builtin:shapes:class' with the "
             "class-coloured corner marker).",
         )
-    return ShapesDataset(max_images or DEFAULT_SHAPES, seed=seed, marker=marker or "none")
+    return ShapesDataset(max_images or DEFAULT_SHAPES, seed=HELD_OUT_SEED + seed,
+                         marker=marker or "none")
 
 
 def load_dataset(source: Any, max_images: int | None = None, seed: int = 0) -> ImageDataset:

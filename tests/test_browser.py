@@ -146,6 +146,19 @@ def test_click_through_the_dashboard(page, server):
     page.screenshot(path=str(SCREENSHOTS / "2-layers.png"), full_page=True)
 
     _open(page, "Embeddings", "Embeddings")
+    page.get_by_role("button", name="Run").click()
+    page.get_by_text("images · 3 layers").first.wait_for()
+    _settle(page)
+    # Box-select points in the first panel: their images and Grad-CAM maps appear below.
+    drag = page.locator(".js-plotly-plot .nsewdrag").first
+    box = drag.bounding_box()
+    page.mouse.move(box["x"] + 0.05 * box["width"], box["y"] + 0.05 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.6 * box["width"], box["y"] + 0.95 * box["height"], steps=12)
+    page.mouse.up()
+    page.get_by_text("selected image(s)").first.wait_for()
+    _settle(page, images=1)
+    assert "predicted" in page.inner_text("body")
     page.screenshot(path=str(SCREENSHOTS / "3-embeddings.png"), full_page=True)
 
     page.get_by_role("link", name="Present").first.click()  # its title is the predicted class

@@ -168,6 +168,7 @@ def test_zip_size_cap_and_corrupt_archive():
 
 # -- built-in shapes and sub-sampling ----------------------------------------------------------
 def test_shapes_dataset():
+    from embeddings.datasets import HELD_OUT_SEED
     from explain.builtin.shapes import CLASSES
 
     ds = load_dataset("builtin:shapes", max_images=12, seed=3)
@@ -176,8 +177,11 @@ def test_shapes_dataset():
     assert np.bincount(ds.labels).tolist() == [2] * 6
     image = ds.load(0).image
     assert image.size == (64, 64) and image.mode == "RGB"
-    again = ShapesDataset(12, seed=3)
+    # The loader draws held-out images: never those the built-in models were trained on (seed 0).
+    again = ShapesDataset(12, seed=HELD_OUT_SEED + 3)
     assert np.array_equal(np.asarray(again.load(5).image), np.asarray(ds.load(5).image))
+    training = ShapesDataset(12, seed=0)
+    assert not np.array_equal(np.asarray(training.load(5).image), np.asarray(ds.load(5).image))
     assert ds.signature() != ShapesDataset(12, seed=4).signature()
     with pytest.raises(DatasetError, match="no built-in dataset"):
         load_dataset("builtin:cifar")
