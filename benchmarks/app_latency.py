@@ -40,7 +40,9 @@ def _wait_change(page, before: str) -> float:
     start = time.perf_counter()
     page.wait_for_function(
         f"() => ({_DONE})() && document.querySelectorAll(\"[data-testid='stImage'] img\")[2]"
-        f".getAttribute('src') !== {before!r}", timeout=120_000)
+        f".getAttribute('src') !== {before!r}",
+        timeout=120_000,
+    )
     return time.perf_counter() - start
 
 
@@ -73,10 +75,24 @@ def main() -> None:
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     start = time.perf_counter()
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard" / "app.py"),
-         "--server.port", str(args.port), "--server.headless", "true",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "dashboard" / "app.py"),
+            "--server.port",
+            str(args.port),
+            "--server.headless",
+            "true",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{args.port}"
     try:
         while True:
@@ -87,21 +103,33 @@ def main() -> None:
                 time.sleep(0.1)
         server_ready = time.perf_counter() - start
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(180_000)
             page.goto(url)
             page.wait_for_function(_DONE, timeout=180_000)
             cold = time.perf_counter() - start
-            rows = [("cold start -> first explanation (built-in)", [cold]),
-                    ("  of which server start", [server_ready])]
+            rows = [
+                ("cold start -> first explanation (built-in)", [cold]),
+                ("  of which server start", [server_ready]),
+            ]
 
             builtin_layers = ["layer2 (Sequential)", "layer3 (Sequential)"]
-            rows.append(("warm layer change, built-in", [
-                _layer_change(page, builtin_layers[i % 2]) for i in range(args.repeats)]))
-            rows.append(("warm class change, built-in", [
-                _class_change(page, 1 + i % 3) for i in range(args.repeats)]))
+            rows.append(
+                (
+                    "warm layer change, built-in",
+                    [_layer_change(page, builtin_layers[i % 2]) for i in range(args.repeats)],
+                )
+            )
+            rows.append(
+                (
+                    "warm class change, built-in",
+                    [_class_change(page, 1 + i % 3) for i in range(args.repeats)],
+                )
+            )
 
             # ResNet-50 (random weights: offline) through the sidebar's model picker.
             page.get_by_text("Change model").click()
@@ -112,14 +140,23 @@ def main() -> None:
             page.get_by_role("button", name="Load", exact=True).click()
             page.wait_for_function(
                 "() => document.body.innerText.includes('torchvision:resnet50 (random weights)')",
-                timeout=180_000)
+                timeout=180_000,
+            )
             page.wait_for_function(_DONE, timeout=180_000)
             rows.append(("load ResNet-50 + first explanation", [time.perf_counter() - t0]))
             resnet_layers = ["layer3 (Sequential)", "layer4 (Sequential)"]
-            rows.append(("warm layer change, ResNet-50", [
-                _layer_change(page, resnet_layers[i % 2]) for i in range(args.repeats)]))
-            rows.append(("warm class change, ResNet-50", [
-                _class_change(page, 1 + i % 3) for i in range(args.repeats)]))
+            rows.append(
+                (
+                    "warm layer change, ResNet-50",
+                    [_layer_change(page, resnet_layers[i % 2]) for i in range(args.repeats)],
+                )
+            )
+            rows.append(
+                (
+                    "warm class change, ResNet-50",
+                    [_class_change(page, 1 + i % 3) for i in range(args.repeats)],
+                )
+            )
             browser.close()
     finally:
         server.terminate()
@@ -127,12 +164,16 @@ def main() -> None:
 
     print(f"{'measure':48s} {'median s':>9s} {'min s':>7s} {'max s':>7s}  n")
     for name, values in rows:
-        print(f"{name:48s} {statistics.median(values):9.3f} {min(values):7.3f} "
-              f"{max(values):7.3f}  {len(values)}")
+        print(
+            f"{name:48s} {statistics.median(values):9.3f} {min(values):7.3f} "
+            f"{max(values):7.3f}  {len(values)}"
+        )
     warm = [v for name, values in rows if "warm" in name and "ResNet" in name for v in values]
     verdict = "meets" if statistics.median(warm) < 1.0 else "MISSES"
-    print(f"\nResNet-50 warm interactions: median {statistics.median(warm):.3f} s -> {verdict} "
-          "the 1 s target")
+    print(
+        f"\nResNet-50 warm interactions: median {statistics.median(warm):.3f} s -> {verdict} "
+        "the 1 s target"
+    )
 
 
 if __name__ == "__main__":

@@ -545,8 +545,9 @@ def _shapes_from_spec(spec: str, max_images: int | None, seed: int) -> ShapesDat
             hint="use 'builtin:shapes' (or 'builtin:shapes:class' with the "
             "class-coloured corner marker).",
         )
-    return ShapesDataset(max_images or DEFAULT_SHAPES, seed=HELD_OUT_SEED + seed,
-                         marker=marker or "none")
+    return ShapesDataset(
+        max_images or DEFAULT_SHAPES, seed=HELD_OUT_SEED + seed, marker=marker or "none"
+    )
 
 
 def load_dataset(source: Any, max_images: int | None = None, seed: int = 0) -> ImageDataset:

@@ -20,6 +20,16 @@ from .models import DEFAULT, ModelHandle, load_model, torchvision_classifiers
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from .targets import Classes, Contrast, TopK
 
+
+def __getattr__(name: str):
+    """``evaluate`` and ``find_bias`` load the evaluation package (and pandas) on first use."""
+    if name in ("evaluate", "find_bias"):
+        from . import evaluation
+
+        return getattr(evaluation, name)
+    raise AttributeError(f"module 'explain' has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT",
     "IMAGENET_MEAN",
@@ -41,6 +51,8 @@ __all__ = [
     "TopK",
     "WeightsError",
     "compute_cams",
+    "evaluate",
+    "find_bias",
     "guided_backprop",
     "load_image",
     "load_images",

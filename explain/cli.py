@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .cams import METHOD_INFO, METHODS, CamResult, compute_cams
+from .cams import METHOD_INFO, METHODS, CamResult, check_method, compute_cams
 from .errors import ExplainError, LayerError, TargetError
 from .images import LoadedImage, load_images
 from .models import DEFAULT, ModelHandle, load_model
@@ -83,19 +83,18 @@ def unique_names(names: Sequence[str]) -> list[str]:
 def resolve_methods(text: str) -> list[str]:
     """Comma-separated method names (``grad-cam``, ``Score_CAM``, ``gradcam++`` ...) or
     ``all`` -> canonical names from :data:`explain.METHODS`."""
-    by_key = {name.replace("-", ""): name for name in METHODS}
     out: list[str] = []
     for token in split_list(text):
         if token.lower() == "all":
             out.extend(METHODS)
             continue
-        key = token.lower().replace("++", "pp").replace("_", "").replace("-", "")
-        if key not in by_key:
+        try:
+            out.append(check_method(token).name)
+        except ExplainError as exc:
             raise ExplainError(
                 f"Unknown method {token!r}.",
                 hint=f"choose from {', '.join(METHODS)} (comma-separated), or 'all'.",
-            )
-        out.append(by_key[key])
+            ) from exc
     if not out:
         raise ExplainError("No method was given.", hint="e.g. --method gradcam")
     return list(dict.fromkeys(out))
@@ -158,8 +157,11 @@ def parse_weights(text: str) -> Any:
     return text
 
 
-def expand_inputs(items: Sequence[str]) -> tuple[list[Path], list[dict[str, str]]]:
-    """Files as given; folders -> the image files directly inside them (sorted).
+def expand_inputs(
+    items: Sequence[str], exclude: Path | None = None
+) -> tuple[list[Path], list[dict[str, str]]]:
+    """Files as given; folders -> the image files directly inside them (sorted), but not the
+    overlays of an earlier run in ``exclude`` (the output folder).
 
     Returns:
         (paths to read, skipped entries for folders without images).
@@ -170,8 +172,13 @@ def expand_inputs(items: Sequence[str]) -> tuple[list[Path], list[dict[str, str]
     for item in items:
         path = Path(item)
         if path.is_dir():
+            ours = exclude is not None and exclude.is_dir() and path.resolve() == exclude.resolve()
             found = sorted(
-                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes
+                p
+                for p in path.iterdir()
+                if p.is_file()
+                and p.suffix.lower() in suffixes
+                and not (ours and _is_output(p.name))
             )
             if not found:
                 skipped.append({"file": str(path), "reason": "the folder has no image files."})
@@ -179,6 +186,12 @@ def expand_inputs(items: Sequence[str]) -> tuple[list[Path], list[dict[str, str]
         else:
             paths.append(path)
     return paths, skipped
+
+
+def _is_output(name: str) -> bool:
+    """Whether a file name is one this command writes (``<stem>__<method>__<layer>...png``)."""
+    parts = name.split("__")
+    return len(parts) >= 3 and parts[1] in METHOD_INFO and name.endswith(".png")
 
 
 def _unit_float(text: str) -> float:
@@ -332,7 +345,7 @@ class _Run:
         )
 
     def explain(self, inputs: Sequence[str]) -> None:
-        paths, skipped = expand_inputs(inputs)
+        paths, skipped = expand_inputs(inputs, exclude=self.out)
         for entry in skipped:
             self._skip(entry["file"], entry["reason"])
         names = unique_names([p.stem for p in paths])
@@ -376,6 +389,7 @@ class _Run:
             }
             for path, name, loaded in good
         ]
+        self.images.extend(records)  # listed as soon as one method has written its files
         for method in self.methods:
             bar.set_description(f"{METHOD_INFO[method].title}")
             t1 = time.perf_counter()
@@ -399,7 +413,6 @@ class _Run:
             self._write(records, pixels, res)
             self.timings["write"] += time.perf_counter() - t2
             bar.update(1)
-        self.images.extend(records)
 
     def _predictions(self, records: list[dict[str, Any]], res: CamResult) -> None:
         labels = self.handle.labels
@@ -474,6 +487,11 @@ class _Run:
                 self.notes.append(note)
 
     # -- report ------------------------------------------------------------------------------
+    @property
+    def explained(self) -> list[dict[str, Any]]:
+        """Records of the images with at least one map written."""
+        return [record for record in self.images if record["outputs"]]
+
     def summary(self) -> dict[str, Any]:
         args = self.args
         handle = self.handle
@@ -503,8 +521,8 @@ class _Run:
                 "eigen_smooth": args.eigen_smooth,
                 "max_channels": args.max_channels,
             },
-            "explained": len(self.images),
-            "images": self.images,
+            "explained": len(self.explained),
+            "images": self.explained,
             "skipped": self.skipped,
             "files": self.files,
             "timings_s": timings,
@@ -547,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot write {run.out / SUMMARY_NAME}: {exc}", file=sys.stderr)
         return 2
-    explained = len(run.images)
+    explained = len(run.explained)
     if not args.quiet:
         print(
             f"Explained {explained} image(s) with {', '.join(run.methods)} at "

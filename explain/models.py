@@ -324,11 +324,11 @@ def _load_torchvision(name: str, weights: Any, spec: str, labels: Sequence[str] 
     notes: list[str] = []
     if weights == DEFAULT or (isinstance(weights, str) and weights in enum.__members__):
         chosen = default_weights if weights == DEFAULT else enum[weights]
-        model = tvm.get_model(name, weights=None)
+        model = _build_torchvision(name, chosen)
         load_weights(model, _torchvision_download(chosen, spec))
         meta_weights = chosen
     elif weights is None:
-        model = tvm.get_model(name, weights=None)
+        model = _build_torchvision(name, default_weights)
         meta_weights = default_weights
         notes.append(
             "random weights (weights=None): predictions and maps are meaningless "
@@ -336,10 +336,10 @@ def _load_torchvision(name: str, weights: Any, spec: str, labels: Sequence[str] 
         )
     elif _is_path(weights):
         state = read_state_dict(weights)
-        model = tvm.get_model(name, weights=None)
+        model = _build_torchvision(name, default_weights)
         classes = _head_classes(model, state)
         if classes is not None:
-            model = tvm.get_model(name, weights=None, num_classes=classes)
+            model = _build_torchvision(name, default_weights, num_classes=classes)
             notes.append(f"classifier head resized to the file's {classes} classes.")
         load_weights(model, state)
         meta_weights = default_weights
@@ -365,6 +365,16 @@ def _load_torchvision(name: str, weights: Any, spec: str, labels: Sequence[str] 
             name.rstrip("0123456789_").rstrip("_"), ()
         ),
     }
+
+
+def _build_torchvision(name: str, meta_weights: Any, **kwargs: Any) -> nn.Module:
+    """The architecture with random weights, shaped like ``meta_weights`` (e.g. the input size
+    that ViT-H/14's only weights need, which torchvision sets only when it downloads them)."""
+    import torchvision.models as tvm
+
+    if name.startswith("vit_") and "min_size" in meta_weights.meta:
+        kwargs.setdefault("image_size", int(meta_weights.meta["min_size"][0]))
+    return tvm.get_model(name, weights=None, **kwargs)
 
 
 def _head_out_features(model: nn.Module) -> int:

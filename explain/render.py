@@ -28,8 +28,9 @@ def colormap_lut(name: str) -> np.ndarray:
     import plotly.colors as pc
 
     scale = getattr(pc.sequential, key.capitalize())
-    samples = pc.sample_colorscale(pc.make_colorscale(scale), list(np.linspace(0, 1, 256)),
-                                   colortype="tuple")
+    samples = pc.sample_colorscale(
+        pc.make_colorscale(scale), list(np.linspace(0, 1, 256)), colortype="tuple"
+    )
     rgb = np.array([pc.unlabel_rgb(s) if isinstance(s, str) else s for s in samples], float)
     if rgb.max() <= 1.0:
         rgb = rgb * 255.0
@@ -37,10 +38,11 @@ def colormap_lut(name: str) -> np.ndarray:
 
 
 def resize_map(heat: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a ``(h, w)`` float map to ``size = (H, W)``."""
+    """Bilinear resize of a ``(h, w)`` float map to ``size = (H, W)`` (NaN read as 0)."""
+    heat = np.nan_to_num(np.asarray(heat, dtype=np.float32), nan=0.0)  # NaN would spread
     if heat.shape == tuple(size):
-        return heat.astype(np.float32)
-    img = Image.fromarray(np.asarray(heat, dtype=np.float32), mode="F")
+        return heat
+    img = Image.fromarray(heat, mode="F")
     return np.asarray(img.resize((size[1], size[0]), Image.Resampling.BILINEAR), np.float32)
 
 
@@ -51,13 +53,26 @@ def colorize(heat: np.ndarray, cmap: str = "jet") -> np.ndarray:
 
 
 def _as_rgb(image: np.ndarray | Image.Image) -> np.ndarray:
-    arr = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
-    if arr.dtype != np.uint8:
-        arr = np.clip(np.rint(arr * (255.0 if arr.max() <= 1.0 else 1.0)), 0, 255).astype(
-            np.uint8)
+    """Any picture as ``(H, W, 3)`` uint8: gray is repeated, alpha composited on white, floats
+    in [0, 1] scaled."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
     if arr.ndim == 2:
         arr = np.stack([arr] * 3, axis=-1)
-    return arr
+    if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
+        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got {arr.shape}.")
+    if arr.dtype == np.uint8 and arr.shape[-1] == 3:
+        return arr
+    values = np.nan_to_num(arr.astype(np.float64))
+    if np.issubdtype(arr.dtype, np.floating) and values.max(initial=0.0) <= 1.0:
+        values = values * 255.0
+    if values.shape[-1] == 4:  # composite on white, as explain.images.to_rgb does
+        alpha = np.clip(values[..., 3:] / 255.0, 0.0, 1.0)
+        values = values[..., :3] * alpha + 255.0 * (1.0 - alpha)
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
 def overlay(
@@ -97,7 +112,7 @@ def mask_edges(mask: np.ndarray) -> np.ndarray:
     """The boundary pixels of a boolean mask (inside pixels with an outside 4-neighbour)."""
     m = np.asarray(mask, bool)
     padded = np.pad(m, 1, mode="constant", constant_values=False)
-    inner = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
+    inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
     return m & ~inner
 
 
@@ -125,12 +140,13 @@ def draw_contours(
     return out
 
 
-def masked_image(image: np.ndarray | Image.Image, heat: np.ndarray, threshold: float = 0.5,
-                 dim: float = 0.25) -> np.ndarray:
+def masked_image(
+    image: np.ndarray | Image.Image, heat: np.ndarray, threshold: float = 0.5, dim: float = 0.25
+) -> np.ndarray:
     """Keep the image where the map is at least ``threshold``; dim the rest."""
     rgb = _as_rgb(image).astype(np.float32)
     keep = threshold_mask(resize_map(np.asarray(heat, np.float32), rgb.shape[:2]), threshold)
-    return np.where(keep[..., None], rgb, rgb * dim).astype(np.uint8)
+    return np.where(keep[..., None], rgb, np.rint(rgb * dim)).astype(np.uint8)
 
 
 def gradient_image(gradients: np.ndarray) -> np.ndarray:
@@ -192,13 +208,19 @@ def grid(
         y0 = padding + r * (cell + text_h + padding)
         tile = Image.fromarray(_as_rgb(img))
         scale = cell / max(tile.size)
-        tile = tile.resize((max(1, round(tile.width * scale)), max(1, round(tile.height * scale))),
-                           Image.Resampling.NEAREST if scale >= 2 else Image.Resampling.LANCZOS)
+        tile = tile.resize(
+            (max(1, round(tile.width * scale)), max(1, round(tile.height * scale))),
+            Image.Resampling.NEAREST if scale >= 2 else Image.Resampling.LANCZOS,
+        )
         canvas.paste(tile, (x0 + (cell - tile.width) // 2, y0 + (cell - tile.height) // 2))
         for j, line in enumerate(caption.split("\n") if caption else []):
             w = draw.textlength(line, font=font)
-            draw.text((x0 + max(0, (cell - w) / 2), y0 + cell + 2 + j * line_h), line,
-                      fill=(30, 30, 30), font=font)
+            draw.text(
+                (x0 + max(0, (cell - w) / 2), y0 + cell + 2 + j * line_h),
+                line,
+                fill=(30, 30, 30),
+                font=font,
+            )
     return np.asarray(canvas)
 
 

@@ -160,3 +160,32 @@ def test_embeddings_folder_outside_allowed_roots_is_refused(app, tmp_path, monke
     app.get("form_submit_button")[0].click().run()
     assert "outside the folders this dashboard may read" in " ".join(e.value for e in app.error)
     assert not app.exception
+
+
+def test_evaluate_page_leaderboard_and_bias_finder(app):
+    app.switch_page("pages/evaluate.py").run()
+    app.slider(key="eval_n").set_value(12)
+    app.get("form_submit_button")[0].click().run()
+    assert not app.exception
+    board = app.dataframe[0].value
+    assert list(board.index) == [
+        "Grad-CAM @ layer3",
+        "Grad-CAM++ @ layer3",
+        "Eigen-CAM @ layer3",
+        "random (baseline)",
+        "gaussian (baseline)",
+    ]
+    assert "Deletion AUC ↓" in board.columns and "Pointing game ↑" in board.columns
+    # On the clean model Grad-CAM lands on the shape far more often than a random map.
+    assert board.loc["Grad-CAM @ layer3", "Pointing game ↑"] >= 0.9
+    assert board.loc["random (baseline)", "Pointing game ↑"] < 0.5
+    assert (
+        board.loc["Grad-CAM @ layer3", "Deletion AUC ↓"]
+        < board.loc["random (baseline)", "Deletion AUC ↓"]
+    )
+    assert len(app.get("download_button")) == 1
+    app.button(key="bias_demo").click().run()
+    verdicts = _markdown(app)
+    assert "**builtin:shapes-biased**: This model relies on the corner marker" in verdicts
+    assert "**builtin:shapes**: This model looks at the shape" in verdicts
+    assert not app.exception

@@ -195,9 +195,16 @@ def test_bad_weights_argument():
         ("resnet50", ["layer1", "layer2", "layer3", "layer4"], 16),
         ("vgg16", ["features.3", "features.8", "features.15", "features.22", "features.29"], 26),
         ("swin_t", ["features.1", "features.3", "features.5", "norm"], 15),
-        ("vit_b_16", ["encoder.layers.encoder_layer_0", "encoder.layers.encoder_layer_4",
-                      "encoder.layers.encoder_layer_7", "encoder.layers.encoder_layer_11.ln_1"],
-         12),
+        (
+            "vit_b_16",
+            [
+                "encoder.layers.encoder_layer_0",
+                "encoder.layers.encoder_layer_4",
+                "encoder.layers.encoder_layer_7",
+                "encoder.layers.encoder_layer_11.ln_1",
+            ],
+            12,
+        ),
     ],
 )
 def test_suggested_layers_for_comparisons(name, stages, blocks):

@@ -1,6 +1,261 @@
-"""Placeholder until the evaluate page lands."""
+"""Evaluate: how far to trust an explanation (faithfulness, localisation, randomisation sanity
+check, each next to a random and a centred-Gaussian baseline), and a bias finder."""
 
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-st.title("Evaluate")
-st.info("This page is being built.")
+from dashboard import state
+from dashboard.widgets import show_error, sidebar
+from explain import METHOD_INFO, ExplainError
+from explain.evaluation import METRICS, evaluate, find_bias, shapes_bias_study
+from explain.render import overlay
+
+ARROW = {"higher": "↑", "lower": "↓"}
+QUICK_METRICS = [
+    "deletion",
+    "insertion",
+    "average_drop",
+    "increase_in_confidence",
+    "pointing_game",
+    "energy_pointing_game",
+]
+
+handle, pictures = sidebar()
+model_key = state.current_choice().key
+st.title("Evaluate explanations")
+st.caption(
+    "A map is only worth showing if it is faithful to the model, lands on the object, "
+    "and changes when the model changes. Every score sits next to what a random map "
+    "and a plain centred blob would get."
+)
+
+leaderboard_tab, bias_tab = st.tabs(["Leaderboard", "Bias finder"])
+
+
+def _leaderboard(summary: pd.DataFrame) -> pd.DataFrame:
+    """Methods (and baselines) x metrics, means, with the direction in each column name."""
+    rows = summary.copy()
+    rows["who"] = np.where(
+        rows["layer"].astype(str) != "",
+        rows["method"].map(lambda m: METHOD_INFO[m].title if m in METHOD_INFO else m)
+        + " @ "
+        + rows["layer"].astype(str),
+        rows["method"] + " (baseline)",
+    )
+    table = rows.pivot_table(index="who", columns="metric", values="mean", sort=False)
+    table.columns = [f"{METRICS[c].title} {ARROW[METRICS[c].direction]}" for c in table.columns]
+    return table
+
+
+def _curve_figure(result, metric: str) -> go.Figure:
+    frame = result.mean_curves(metric)
+    fig = go.Figure()
+    for (method, layer), part in frame.groupby(["method", "layer"], sort=False):
+        name = f"{METHOD_INFO[method].title} @ {layer}" if method in METHOD_INFO else method
+        x = part["x"]
+        if metric.startswith("sanity_") and result.stages:
+            x = [
+                result.stages[int(i) - 1] if 0 < int(i) <= len(result.stages) else i
+                for i in part["x"]
+            ]
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=part["mean"],
+                mode="lines+markers",
+                name=name,
+                line=dict(dash="dot" if layer == "" else "solid"),
+            )
+        )
+    info = METRICS[metric]
+    fig.update_layout(
+        height=340,
+        margin=dict(l=10, r=10, t=40, b=10),
+        title=f"{info.title} ({ARROW[info.direction]} is better)",
+        yaxis_title="score"
+        if not metric.startswith("sanity_")
+        else "similarity to the original map",
+        xaxis_title="fraction of pixels"
+        if not metric.startswith("sanity_")
+        else "randomised from the head down to",
+    )
+    return fig
+
+
+with leaderboard_tab:
+    with st.form("evaluate_form"):
+        cols = st.columns(3)
+        with cols[0]:
+            source = st.radio(
+                "Dataset", ("Built-in shapes (with object masks)", "Folder"), key="eval_source"
+            )
+            folder = st.text_input("Folder (one sub-folder per class)", key="eval_folder")
+            n_images = st.slider("Images", 8, 200, 24, 4, key="eval_n")
+        with cols[1]:
+            methods = st.multiselect(
+                "Methods",
+                list(METHOD_INFO),
+                default=["gradcam", "gradcampp", "eigencam"],
+                format_func=lambda m: METHOD_INFO[m].title,
+                key="eval_methods",
+            )
+            layers = st.multiselect(
+                "Layers",
+                [i.name for i in handle.map_layers],
+                default=[handle.default_layer],
+                key="eval_layers",
+            )
+        with cols[2]:
+            metrics = st.multiselect(
+                "Metrics",
+                list(METRICS),
+                default=QUICK_METRICS,
+                format_func=lambda m: f"{METRICS[m].title} {ARROW[METRICS[m].direction]}",
+                key="eval_metrics",
+                help="The randomisation check re-randomises copies of the model: slower.",
+            )
+            steps = st.slider("Steps per deletion / insertion curve", 5, 50, 10, key="eval_steps")
+        submitted = st.form_submit_button("Run", type="primary")
+
+    if submitted:
+        if not methods or not layers or not metrics:
+            st.warning("Choose at least one method, layer and metric.")
+        else:
+            bar = st.progress(0.0, text="Starting…")
+            try:
+                data = (
+                    "builtin:shapes"
+                    if source.startswith("Built-in")
+                    else (state.allowed_path(folder.strip()) if folder.strip() else None)
+                )
+                if data is None:
+                    raise ExplainError("Type the path of a folder first.")
+                result = evaluate(
+                    handle,
+                    data,
+                    methods,
+                    layers,
+                    metrics,
+                    max_images=n_images,
+                    steps=steps,
+                    progress=lambda d, t, m: bar.progress(min(1.0, d / max(t, 1)), text=m),
+                )
+                st.session_state["eval_result"] = (model_key, result)
+            except ExplainError as exc:
+                show_error(exc)
+            finally:
+                bar.empty()
+
+    stored = st.session_state.get("eval_result")
+    if stored is None:
+        st.info(
+            "Choose methods, layers and metrics, then press **Run**. On the built-in "
+            "shapes the object masks are known, so localisation can be scored too."
+        )
+    else:
+        key, result = stored
+        if key != model_key:
+            st.warning("These results were computed with another model; press Run to update.")
+        for note in result.notes:
+            st.caption(note)
+        st.subheader("Leaderboard")
+        st.caption("Means over images. ↑: higher is better; ↓: lower is better.")
+        st.dataframe(
+            _leaderboard(result.summary).style.format("{:.3f}"),
+            width="stretch",
+            key="eval_leaderboard",
+        )
+        st.download_button(
+            "Download all scores (CSV)",
+            result.table.to_csv(index=False),
+            file_name="evaluation.csv",
+            mime="text/csv",
+            key="eval_csv",
+        )
+        curves = [
+            m
+            for m in ("deletion", "insertion", "sanity_spearman")
+            if any(k[2] == m for k in result.curves)
+        ]
+        if curves:
+            cols = st.columns(len(curves))
+            for col, metric in zip(cols, curves, strict=True):
+                col.plotly_chart(
+                    _curve_figure(result, metric), width="stretch", key=f"eval_curve_{metric}"
+                )
+        st.subheader("One image at a time")
+        images = result.table[["image", "name"]].drop_duplicates()
+        pick = st.selectbox(
+            "Image",
+            images["image"].tolist(),
+            format_func=lambda i: str(images.set_index("image").loc[i, "name"]),
+            key="eval_image",
+        )
+        per_image = result.table[result.table["image"] == pick]
+        st.dataframe(
+            per_image.pivot_table(
+                index=["method", "layer"], columns="metric", values="value", sort=False
+            ),
+            width="stretch",
+        )
+
+with bias_tab:
+    st.markdown(
+        "**Does a model rely on something it should not?** The share of the map that "
+        "falls on a region, compared with the share that falls on the object."
+    )
+    if st.button("Run the built-in demonstration (shapes vs shapes-biased)", key="bias_demo"):
+        with st.spinner("Explaining 240 test images with both models…"):
+            st.session_state["bias_study"] = shapes_bias_study(n=60)
+    study = st.session_state.get("bias_study")
+    if study is not None:
+        for model, verdict in study.verdicts.items():
+            st.markdown(f"- **{model}**: {verdict}")
+        st.dataframe(study.table, hide_index=True, width="stretch")
+
+    st.divider()
+    st.markdown(
+        "**Check a region of your own** (a watermark, a ruler, a caption…) on the "
+        "images in the sidebar, with the current model. Coordinates are in the "
+        f"model's input ({handle.input_size[1]} × {handle.input_size[0]} pixels)."
+    )
+    h, w = handle.input_size
+    cols = st.columns(4)
+    x0 = cols[0].number_input("left", 0, w - 1, int(w * 0.75), key="bias_x0")
+    y0 = cols[1].number_input("top", 0, h - 1, int(h * 0.75), key="bias_y0")
+    x1 = cols[2].number_input("right", 1, w, w, key="bias_x1")
+    y1 = cols[3].number_input("bottom", 1, h, h, key="bias_y1")
+    if st.button("Measure", key="bias_measure"):
+        if x1 <= x0 or y1 <= y0:
+            st.warning("The box needs right > left and bottom > top.")
+        else:
+            try:
+                views = [state.model_view(model_key, handle, p.key, p.pixels) for p in pictures]
+                report = find_bias(
+                    handle,
+                    np.stack(views),
+                    (int(x0), int(y0), int(x1), int(y1)),
+                    region_name="the box",
+                )
+                st.session_state["bias_report"] = (report, views)
+            except ExplainError as exc:
+                show_error(exc)
+    stored_report = st.session_state.get("bias_report")
+    if stored_report is not None:
+        report, views = stored_report
+        st.success(report.verdict)
+        st.caption(report.details)
+        cols = st.columns(min(6, len(views)))
+        for col, picture, view in zip(cols, pictures, views, strict=False):
+            heat = state.cams(
+                model_key, handle, picture.key, picture.pixels, report.method, (report.layer,), None
+            ).maps[report.layer][0]
+            shown = overlay(view, heat, 0.5)
+            right, bottom = max(int(x0), int(x1) - 1), max(int(y0), int(y1) - 1)
+            shown[int(y0) : bottom + 1, [int(x0), right]] = (255, 255, 255)  # the box's outline
+            shown[[int(y0), bottom], int(x0) : right + 1] = (255, 255, 255)
+            col.image(shown, caption=picture.name, width="stretch")

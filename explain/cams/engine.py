@@ -44,29 +44,16 @@ class _Pass:
         self.native = native  # name -> the layer's own output layout, detached
 
 
-def _check_method(method: str) -> CamMethod:
-    key = method.lower().replace("_", "-")
-    aliases = {
-        "grad-cam": "gradcam",
-        "gradcam++": "gradcampp",
-        "grad-cam++": "gradcampp",
-        "score-cam": "scorecam",
-        "ablation-cam": "ablationcam",
-        "eigen-cam": "eigencam",
-        "layer-cam": "layercam",
-        "xgrad-cam": "xgradcam",
-        "hires-cam": "hirescam",
-        "eigen-grad-cam": "eigengradcam",
-        "guided-grad-cam": "guided-gradcam",
-        "guidedgradcam": "guided-gradcam",
-        "full-grad": "fullgrad",
-    }
-    key = aliases.get(key, key)
-    if key not in METHOD_INFO:
+def check_method(method: str) -> CamMethod:
+    """The :class:`CamMethod` for a name, spelt loosely ("Grad-CAM++", "score_cam", ...), or a
+    clear error listing the methods."""
+    by_key = {name.replace("-", ""): name for name in METHODS}
+    key = method.lower().replace("++", "pp").replace("_", "").replace("-", "")
+    if key not in by_key:
         raise ExplainError(
             f"Unknown method {method!r}.", hint=f"choose one of {', '.join(METHODS)}."
         )
-    return METHOD_INFO[key]
+    return METHOD_INFO[by_key[key]]
 
 
 def _as_input(handle: ModelHandle, x: Any) -> torch.Tensor:
@@ -295,6 +282,7 @@ def _perturbation_raw(
                     batch_size,
                     max_channels,
                     report,
+                    logits=p.logits[i : i + 1],
                 )
                 if how not in notes:
                     notes.append(how)
@@ -389,7 +377,7 @@ def compute_cams(
         ``targets`` (N,), ``probs`` (N, classes); with several targets per image the maps are
         (N, K, H, W) and targets (N, K).
     """
-    info = _check_method(method)
+    info = check_method(method)
     x = _as_input(handle, x)
     infos = _layer_infos(handle, layers)
     n, size = len(x), (int(x.shape[-2]), int(x.shape[-1]))

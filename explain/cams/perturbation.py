@@ -127,6 +127,30 @@ def _run_ablated(
         handle_.remove()
 
 
+#: Memory for one batch of ablated copies on the shortcut path (only the layers after the
+#: ablated one see the batch, so it can be much larger than ``batch_size``).
+FAST_CHUNK_BYTES = 256 * 2**20
+
+
+def _fast_path_agrees(
+    handle: ModelHandle,
+    x1: torch.Tensor,
+    info: LayerInfo,
+    native: torch.Tensor,
+    chunk: list[int],
+    fast: torch.Tensor,
+) -> bool:
+    """Check the shortcut against the plain computation on two of its channels (one pass)."""
+    if fast.shape[0] != len(chunk):
+        return False
+    picks = sorted({0, len(chunk) - 1})
+    plain = _run_ablated(handle, x1, info, native, [chunk[j] for j in picks], whole=True)
+    return all(
+        torch.allclose(fast[j], plain[n], rtol=1e-3, atol=1e-4 * (1 + float(plain[n].abs().max())))
+        for n, j in enumerate(picks)
+    )
+
+
 def ablation_weights(
     handle: ModelHandle,
     x1: torch.Tensor,
@@ -137,6 +161,7 @@ def ablation_weights(
     batch_size: int,
     max_channels: int | None,
     report: Report,
+    logits: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, str]:
     """Ablation-CAM weights ``(K, C)``: relative drop of the target score when a channel is
     zeroed, ``(S - S_k) / S``.
@@ -145,6 +170,8 @@ def ablation_weights(
         x1: ``(1, 3, H, W)`` the image.
         native: ``(1, ...)`` the layer's output in its own layout.
         acts: ``(C, h, w)`` the same output as a map.
+        batch_size: ablated copies per pass when the whole network must re-run.
+        logits: ``(1, classes)`` the model's output for ``x1``, when already known.
 
     Returns:
         (weights, a note saying which computation ran).
@@ -154,46 +181,38 @@ def ablation_weights(
     x_dev, native = x1.to(device), native.to(device)
     active = [k for k in range(c) if bool(acts[k].abs().max() > 0)]
     chosen = _top_variance(acts, active, max_channels)
+    per_copy = native[0].numel() * native.element_size()
+    fast_chunk = max(batch_size, FAST_CHUNK_BYTES // max(per_copy, 1))
     with handle.lock, torch.inference_mode():
-        original = scorer(first_tensor(handle.model(x_dev)).float()).cpu()[0]  # (K,)
+        if logits is None:
+            logits = first_tensor(handle.model(x_dev))
+        original = scorer(logits.to(device).float()).cpu()[0]  # (K,)
         whole = False
         ablated: dict[int, torch.Tensor] = {}
         start = 0
         while start < len(chosen):
-            chunk = chosen[start : start + batch_size]
+            chunk = chosen[start : start + (batch_size if whole else fast_chunk)]
             if not whole and start == 0:
                 try:
-                    fast = _run_ablated(handle, x_dev, info, native, chunk, whole=False)
-                    check = [0, len(chunk) - 1]
-                    plain = [
-                        _run_ablated(handle, x_dev, info, native, [chunk[j]], whole=False)
-                        for j in check
-                    ]
-                    ok = fast.shape[0] == len(chunk) and all(
-                        torch.allclose(
-                            fast[j : j + 1], p, rtol=1e-3, atol=1e-4 * (1 + float(p.abs().max()))
-                        )
-                        for j, p in zip(check, plain, strict=True)
-                    )
-                except RuntimeError:
+                    out = _run_ablated(handle, x_dev, info, native, chunk, whole=False)
+                    ok = _fast_path_agrees(handle, x_dev, info, native, chunk, out)
+                except RuntimeError:  # e.g. a concatenation with an earlier batch-1 tensor
                     ok = False
                 if not ok:
                     whole = True
                     continue
-                logits = fast
             else:
-                logits = _run_ablated(handle, x_dev, info, native, chunk, whole=whole)
-            out = scorer(logits).cpu()
+                out = _run_ablated(handle, x_dev, info, native, chunk, whole=whole)
+            scores = scorer(out).cpu()
             for j, k in enumerate(chunk):
-                ablated[k] = out[j]
+                ablated[k] = scores[j]
             start += len(chunk)
             report(start, len(chosen))
     original = original.clone()  # out of inference mode
     weights = torch.zeros(len(original), c)
+    safe = torch.where(original.abs() > 1e-12, original, torch.ones_like(original))
     for k, score in ablated.items():
-        score = score.clone()
-        safe = torch.where(original.abs() > 1e-12, original, torch.ones_like(original))
-        weights[:, k] = (original - score) / safe
+        weights[:, k] = (original - score.clone()) / safe
     how = (
         f"Ablation-CAM re-ran the whole network for the ablated copies at {info.name} "
         "(the architecture reuses earlier tensors after it)."

@@ -13,7 +13,14 @@ relies on something it should not.
 
 from .base import CATEGORIES, DIRECTIONS, METRICS, Metric, get_metric, metrics_table
 from .baselines import BASELINES, baseline_maps, gaussian_maps, random_maps
-from .bias import BiasReport, BiasStudy, find_bias, shapes_bias_study
+from .bias import (
+    BiasReport,
+    BiasStudy,
+    as_region_masks,
+    fill_region,
+    find_bias,
+    shapes_bias_study,
+)
 from .data import EvalData, load_eval_data
 from .faithfulness import (
     ROAD_FRACTIONS,
@@ -54,6 +61,7 @@ __all__ = [
     "Metric",
     "SanityResult",
     "Stage",
+    "as_region_masks",
     "auc",
     "baseline_maps",
     "boxes_to_masks",
@@ -63,6 +71,7 @@ __all__ = [
     "deletion",
     "energy_pointing_game",
     "evaluate",
+    "fill_region",
     "find_bias",
     "gaussian_maps",
     "get_metric",

@@ -8,14 +8,23 @@ correlation with themselves stays 1), as an explanation that ignores the model s
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from ..cams import normalize_maps, upsample
 
 #: Names of the baseline maps, as they appear in the ``method`` column of result tables.
 BASELINES: tuple[str, ...] = ("random", "gaussian")
 
 
-def random_maps(n: int, size: tuple[int, int], seed: int = 0, start: int = 0) -> np.ndarray:
-    """Independent uniform noise per pixel.
+def random_maps(
+    n: int, size: tuple[int, int], seed: int = 0, start: int = 0, grid: int | None = 7
+) -> np.ndarray:
+    """Random maps: uniform noise on a ``grid x grid`` lattice, bilinearly upsampled to ``size``
+    and min-max scaled to [0, 1], as smooth as a CAM of a 7 x 7 layer.
 
+    A smooth random map differs from a CAM in where it points, not in how smooth it is:
+    independent noise per pixel (``grid=None``) scatters deletions over the whole image, which
+    pushes the model off its data and makes deletion look good for the wrong reason.
     Image ``i`` draws from ``np.random.default_rng([seed, start + i])``, so its map does not
     depend on how many images are evaluated or in which batches.
 
@@ -24,15 +33,19 @@ def random_maps(n: int, size: tuple[int, int], seed: int = 0, start: int = 0) ->
         size: ``(H, W)``.
         seed: base seed.
         start: index of the first image (for maps of a slice of a dataset).
+        grid: cells per side of the noise lattice; None for independent noise per pixel.
 
     Returns:
-        ``(n, H, W)`` float32 in [0, 1).
+        ``(n, H, W)`` float32 in [0, 1].
     """
     h, w = size
-    out = np.empty((n, h, w), dtype=np.float32)
-    for i in range(n):
-        out[i] = np.random.default_rng([int(seed), int(start + i)]).random((h, w))
-    return out
+    shape = (h, w) if grid is None else (int(grid), int(grid))
+    noise = np.stack(
+        [np.random.default_rng([int(seed), int(start + i)]).random(shape) for i in range(n)]
+    ).astype(np.float32)
+    if grid is None:
+        return noise.reshape(n, h, w)
+    return normalize_maps(upsample(torch.from_numpy(noise), (h, w))).numpy()
 
 
 def gaussian_maps(n: int, size: tuple[int, int], sigma: float = 0.25) -> np.ndarray:

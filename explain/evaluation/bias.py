@@ -78,11 +78,21 @@ def as_region_masks(regions: Any, n: int, size: tuple[int, int]) -> np.ndarray:
         n: number of images.
         size: ``(H, W)`` of the model input.
     """
-    if isinstance(regions, tuple | list) and len(regions) == 4 and np.ndim(regions) == 1:
-        return boxes_to_masks(tuple(int(v) for v in regions), size, n)
-    arr = np.asarray(regions, dtype=object) if isinstance(regions, list) else np.asarray(regions)
-    if isinstance(regions, list) and arr.ndim <= 2:
-        return boxes_to_masks(regions, size)
+    if isinstance(regions, tuple | list) and regions:
+
+        def is_box(item: Any) -> bool:
+            return (
+                isinstance(item, tuple | list)
+                and len(item) == 4
+                and all(isinstance(v, int | np.integer) for v in item)
+            )
+
+        if is_box(regions):
+            return boxes_to_masks(tuple(int(v) for v in regions), size, n)
+        if all(item is None or is_box(item) for item in regions):
+            if len(regions) != n:
+                raise ExplainError(f"{len(regions)} boxes were given for {n} images.")
+            return boxes_to_masks(list(regions), size)
     arr = np.asarray(regions).astype(bool)
     if arr.shape == tuple(size):
         return np.broadcast_to(arr, (n, *size)).copy()
@@ -117,12 +127,15 @@ def _verdict(
     return False, f"This model does not rely on {region_name}."
 
 
-def fill_region(x: torch.Tensor, regions: np.ndarray, noise: float = 0.0, seed: int = 0):
+def fill_region(
+    x: torch.Tensor, regions: np.ndarray, noise: float = 0.0, seed: int = 0
+) -> torch.Tensor:
     """Each image with its region filled from the surrounding pixels (noisy linear imputation).
 
     Args:
         x: ``(N, 3, H, W)`` model input.
         regions: ``(N, H, W)`` bool.
+        noise: imputation noise (0: the plain linear fill); ``seed`` seeds it.
 
     Returns:
         ``(N, 3, H, W)`` float32 tensor.
@@ -150,7 +163,6 @@ def find_bias(
     counterfactual: bool = True,
     min_density: float = MIN_DENSITY,
     batch_size: int = 16,
-    seed: int = 0,
     progress: Progress | None = None,
 ) -> BiasReport:
     """How much of the explanation falls on a region the model should not need.
@@ -169,10 +181,11 @@ def find_bias(
         layer: layer (default ``handle.default_layer``).
         targets: classes to explain (default the top-1 class).
         region_name, object_name: how the verdict names them ("the corner marker").
-        counterfactual: also fill the region from its surroundings and count changed answers.
+        counterfactual: also fill the region from its surroundings (linear imputation, no
+            noise) and count how often the top-1 class changes.
         min_density: decision threshold, see above.
         batch_size: images per CAM pass.
-        seed: seed of the imputation noise.
+        progress: ``progress(done, total, message)`` of the CAM pass.
 
     Returns:
         :class:`BiasReport`.
@@ -180,15 +193,15 @@ def find_bias(
     x = images.float() if isinstance(images, torch.Tensor) else handle.preprocess(images)
     n, size = len(x), (int(x.shape[-2]), int(x.shape[-1]))
     region = as_region_masks(regions, n, size)
+    region_area = float(region.mean())
+    if region_area == 0:
+        raise ExplainError("The region is empty.", hint="give a box or mask with some pixels.")
     layer = layer or handle.default_layer
     res = compute_cams(
         handle, x, [layer], method, targets, batch_size=batch_size, progress=progress
     )
     maps = res.maps[layer]
     share_r = energy_pointing_game(maps, region)
-    region_area = float(region.mean())
-    if region_area == 0:
-        raise ExplainError("The region is empty.", hint="give a box or mask with some pixels.")
     mean_r = float(np.nanmean(share_r)) if np.isfinite(share_r).any() else 0.0
     density_r = mean_r / region_area
     share_o = mean_o = object_area = density_o = None
@@ -202,7 +215,7 @@ def find_bias(
     flips = None
     without = np.full(n, -1)
     if counterfactual:
-        without = handle.predict(fill_region(x, region, seed=seed)).argmax(axis=1)
+        without = handle.predict(fill_region(x, region)).argmax(axis=1)
         flips = float((without != prediction).mean())
     relies, verdict = _verdict(density_r, density_o, region_name, object_name, min_density)
     details = (

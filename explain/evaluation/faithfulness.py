@@ -120,6 +120,8 @@ def make_baseline(
         ``(N, 3, H, W)`` float32.
     """
     if isinstance(kind, torch.Tensor):
+        if kind.shape == x.shape:
+            return kind.to(x.dtype)  # read only: no copy of a full-size baseline
         return torch.broadcast_to(kind.to(x.dtype), x.shape).clone()
     if isinstance(kind, int | float) and not isinstance(kind, bool):
         return torch.full_like(x, float(kind))

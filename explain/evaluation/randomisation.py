@@ -31,7 +31,19 @@ from ..models import ModelHandle
 
 Progress = Callable[[int, int, str], None]
 
-_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+#: Layers whose re-initialisation is their initial state (scale 1, shift 0, fresh statistics).
+_NORMS = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
+)
 
 
 @dataclass(frozen=True)
@@ -259,11 +271,14 @@ def _compare(
     original: CamResult, randomised: CamResult, layer: str, size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     a, b = original.maps[layer], randomised.maps[layer]
-    raw_a = upsample(torch.from_numpy(original.raw[layer]), size).numpy()
-    raw_b = upsample(torch.from_numpy(randomised.raw[layer]), size).numpy()
-    # Min-max scaling keeps ranks, so the plain Spearman can use the [0, 1] maps; the absolute
-    # variant needs the signed raw maps (signs matter for CAM without ReLU).
-    return spearman(a, b), spearman(np.abs(raw_a), np.abs(raw_b)), ssim(a, b)
+    if layer in original.pixels:  # pixel methods: the map is already a magnitude
+        signed_a, signed_b = a, b
+    else:
+        # Min-max scaling keeps ranks, so the plain Spearman can use the [0, 1] maps; the
+        # absolute variant needs the signed raw maps (signs matter for CAM without ReLU).
+        signed_a = upsample(torch.from_numpy(original.raw[layer]), size).numpy()
+        signed_b = upsample(torch.from_numpy(randomised.raw[layer]), size).numpy()
+    return spearman(a, b), spearman(np.abs(signed_a), np.abs(signed_b)), ssim(a, b)
 
 
 def cascading_randomisation(

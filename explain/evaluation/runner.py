@@ -21,6 +21,7 @@ import torch
 
 from ..cams import compute_cams
 from ..cams.core import CamResult
+from ..cams.engine import check_method
 from ..errors import ExplainError
 from ..models import ModelHandle
 from .base import METRICS, Metric, resolve_metrics
@@ -38,7 +39,7 @@ from .faithfulness import (
     target_probabilities,
 )
 from .localisation import energy_pointing_game, pointing_game
-from .randomisation import cascading_randomisation, spearman, ssim
+from .randomisation import cascade_stages, cascading_randomisation, spearman, ssim
 
 Progress = Callable[[int, int, str], None]
 CurveKey = tuple[str, str, str]
@@ -194,10 +195,10 @@ def _resolve_targets(
     if targets is None or (isinstance(targets, str) and targets in ("predicted", "top1", "auto")):
         return predictions.copy()
     if isinstance(targets, str) and targets in ("label", "labels", "true"):
-        if (data.labels < 0).any():
+        unknown = int((data.labels < 0).sum())
+        if unknown:
             raise ExplainError(
-                f"targets='label' needs a known label for every image; {int((data.labels < 0).sum())} "
-                "have none.",
+                f"targets='label' needs a known label for every image; {unknown} have none.",
                 hint="use targets='predicted', or a dataset whose class names match the model's.",
             )
         return data.labels.copy()
@@ -256,21 +257,169 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     return summary[columns]
 
 
-def _weights(
-    metrics: list[Metric], n: int, n_methods: int, steps: int, fractions: int
-) -> dict[str, float]:
-    """Rough work units per step and map (one unit ~ one image through the model)."""
-    groups = {m.group for m in metrics}
-    names = {m.name for m in metrics}
-    orders = 2 if "road_combined" in names else len(names & {"road_morf", "road_lerf"})
-    return {
-        "cams": 3.0 * n * n_methods,
-        "deletion": float(n * max(steps - 1, 0)) if "deletion" in groups else 0.0,
-        "insertion": float(n * max(steps - 1, 0)) if "insertion" in groups else 0.0,
-        "confidence": float(n) if "confidence" in groups else 0.0,
-        # Each ROAD image also costs a sparse solve, about as long as a forward pass.
-        "road": 2.0 * n * fractions * orders,
-    }
+@dataclass(frozen=True)
+class _Settings:
+    """The knobs of one evaluation (see :func:`evaluate`)."""
+
+    steps: int
+    deletion_baseline: Baseline
+    insertion_baseline: Baseline
+    road_fractions: tuple[float, ...]
+    road_noise: float
+    pointing_tolerance: float
+    batch_size: int
+    seed: int
+
+
+_GROUP_TITLES = {
+    "deletion": "deletion",
+    "insertion": "insertion",
+    "confidence": "Average Drop",
+    "road": "ROAD",
+    "localisation": "pointing game",
+}
+
+
+class _Scorer:
+    """Scores maps with the chosen per-map metrics, collecting table rows, curves and timings.
+
+    The endpoints of the deletion and insertion curves do not depend on the map: they are
+    computed once here and shared by every map.
+    """
+
+    def __init__(
+        self,
+        handle: ModelHandle,
+        data: EvalData,
+        targets: np.ndarray,
+        p_target: np.ndarray,
+        metrics: list[Metric],
+        settings: _Settings,
+        tracker: _Tracker,
+    ):
+        self.handle, self.data, self.tgt, self.p = handle, data, targets, p_target
+        self.names = {m.name for m in metrics}
+        self.groups = {m.group for m in metrics}
+        self.s = settings
+        self.tracker = tracker
+        self.frames: list[pd.DataFrame] = []
+        self.curves: dict[CurveKey, Curves] = {}
+        self.timings: dict[str, float] = {}
+        x, n, tgt, bs = data.x, len(data), targets, settings.batch_size
+        if "deletion" in self.groups:
+            self.del_end = make_baseline(x, settings.deletion_baseline)
+            p_end = target_probabilities(
+                handle, n, lambda lo, hi: (self.del_end[lo:hi], tgt[lo:hi]), bs
+            )
+            self.del_endpoints = (p_target, p_end)
+        if "insertion" in self.groups:
+            self.ins_start = make_baseline(x, settings.insertion_baseline)
+            p_start = target_probabilities(
+                handle, n, lambda lo, hi: (self.ins_start[lo:hi], tgt[lo:hi]), bs
+            )
+            self.ins_endpoints = (p_start, p_target)
+
+    @property
+    def road_orders(self) -> list[str]:
+        both = "road_combined" in self.names
+        return [o for o in ("morf", "lerf") if both or f"road_{o}" in self.names]
+
+    def weights(self) -> dict[str, float]:
+        """Rough work units per map for each group (one unit ~ one image through the model)."""
+        n, inner = len(self.data), max(self.s.steps - 1, 0)
+        return {
+            "deletion": float(n * inner) if "deletion" in self.groups else 0.0,
+            "insertion": float(n * inner) if "insertion" in self.groups else 0.0,
+            "confidence": float(n) if "confidence" in self.groups else 0.0,
+            # Each ROAD image also costs a sparse solve, about as long as a forward pass.
+            "road": 2.0 * n * len(self.s.road_fractions) * len(self.road_orders),
+            "localisation": 0.0,
+        }
+
+    def _add(self, values: np.ndarray, method: str, layer: str, metric: str) -> None:
+        if metric in self.names:
+            self.frames.append(_frame(values, method, layer, metric))
+
+    def score(self, method: str, layer: str, maps: np.ndarray) -> None:
+        """Every chosen per-map metric for the maps ``(N, H, W)`` of ``method`` at ``layer``."""
+        label = method + (f" at {layer}" if layer else " map")
+        weights = self.weights()
+        for group, run in (
+            ("deletion", self._deletion),
+            ("insertion", self._insertion),
+            ("confidence", self._confidence),
+            ("road", self._road),
+            ("localisation", self._localisation),
+        ):
+            if group not in self.groups:
+                continue
+            start = time.perf_counter()
+            callback = self.tracker.step(weights[group], f"{_GROUP_TITLES[group]}: {label}")
+            run(method, layer, maps, callback)
+            self.tracker.finish()
+            self.timings[group] = self.timings.get(group, 0.0) + time.perf_counter() - start
+
+    def _deletion(self, method: str, layer: str, maps: np.ndarray, progress: Progress) -> None:
+        c = deletion(
+            self.handle, self.data.x, maps, self.tgt, steps=self.s.steps, baseline=self.del_end,
+            batch_size=self.s.batch_size, endpoints=self.del_endpoints, progress=progress,
+        )  # fmt: skip
+        self.curves[(method, layer, "deletion")] = c
+        self._add(c.scores, method, layer, "deletion")
+
+    def _insertion(self, method: str, layer: str, maps: np.ndarray, progress: Progress) -> None:
+        c = insertion(
+            self.handle, self.data.x, maps, self.tgt, steps=self.s.steps,
+            baseline=self.ins_start, batch_size=self.s.batch_size,
+            endpoints=self.ins_endpoints, progress=progress,
+        )  # fmt: skip
+        self.curves[(method, layer, "insertion")] = c
+        self._add(c.scores, method, layer, "insertion")
+
+    def _confidence(self, method: str, layer: str, maps: np.ndarray, progress: Progress) -> None:
+        cc = confidence_change(
+            self.handle, self.data.x, maps, self.tgt, batch_size=self.s.batch_size, p=self.p
+        )
+        self._add(cc.average_drop, method, layer, "average_drop")
+        self._add(cc.increase_in_confidence, method, layer, "increase_in_confidence")
+
+    def _road(self, method: str, layer: str, maps: np.ndarray, progress: Progress) -> None:
+        orders = self.road_orders
+        scores = {}
+        for k, order in enumerate(orders):
+
+            def part(done: int, todo: int, _msg: str = "", _k: int = k) -> None:
+                progress(_k * todo + done, len(orders) * todo)
+
+            c = road(
+                self.handle, self.data.x, maps, self.tgt, order=order,
+                fractions=self.s.road_fractions, noise=self.s.road_noise, seed=self.s.seed,
+                batch_size=self.s.batch_size, progress=part,
+            )  # fmt: skip
+            scores[order] = c.scores
+            if f"road_{order}" in self.names:
+                self.curves[(method, layer, f"road_{order}")] = c
+                self._add(c.scores, method, layer, f"road_{order}")
+        if "road_combined" in self.names:
+            self._add((scores["lerf"] - scores["morf"]) / 2, method, layer, "road_combined")
+
+    def _localisation(self, method: str, layer: str, maps: np.ndarray, progress: Progress) -> None:
+        masks = self.data.masks
+        self._add(pointing_game(maps, masks, self.s.pointing_tolerance), method, layer,
+                  "pointing_game")  # fmt: skip
+        self._add(energy_pointing_game(maps, masks), method, layer, "energy_pointing_game")
+
+
+def _head(result: CamResult, layers: Sequence[str], n: int) -> CamResult:
+    """The first ``n`` images of a single-target :class:`CamResult`."""
+    return CamResult(
+        {layer: result.maps[layer][:n] for layer in layers},
+        {layer: result.raw[layer][:n] for layer in layers},
+        result.targets[:n],
+        result.probs[:n],
+        result.method,
+        pixels={layer: px[:n] for layer, px in result.pixels.items()},
+    )
 
 
 def evaluate(
@@ -305,7 +454,8 @@ def evaluate(
         handle: the model.
         dataset: see :func:`explain.evaluation.data.load_eval_data` (``"builtin:shapes"``, a
             folder, arrays, a tensor, ``(images, labels[, masks])``, ...).
-        methods: CAM methods (see ``explain.METHODS``).
+        methods: CAM methods (see ``explain.METHODS``); a method that cannot run on this model
+            (CAM without a GAP + linear head, say) is skipped with a note.
         layers: layers (default ``handle.default_layer``).
         metrics: names from ``METRICS``, a category (``"faithfulness"``, ...), or None for all;
             localisation is skipped (with a note) where there are no masks.
@@ -314,7 +464,7 @@ def evaluate(
         baselines: baseline maps to score as well (``"random"``, ``"gaussian"``).
         labels, masks: for arrays, tensors and file lists (see ``load_eval_data``).
         max_images: evaluate a seeded random subset of this size.
-        steps: points of the deletion and insertion curves (``steps + 1`` with the ends).
+        steps: intervals of the deletion and insertion curves (``steps + 1`` points).
         deletion_baseline: what deleted pixels become (see ``make_baseline``; default zeros of
             the model input).
         insertion_baseline: what insertion starts from (default a blurred image).
@@ -331,21 +481,20 @@ def evaluate(
         :class:`EvaluationResult`.
     """
     t0 = time.perf_counter()
-    timings: dict[str, float] = {}
     methods = [methods] if isinstance(methods, str) else list(methods)
-    if not methods and not baselines:
-        raise ExplainError("Nothing to evaluate: no method and no baseline.")
-    layers = (
-        [handle.default_layer]
-        if layers is None
-        else ([layers] if isinstance(layers, str) else list(layers))
-    )
+    # Canonical names; an unknown method is a usage error, not something to skip.
+    methods = list(dict.fromkeys(check_method(m).name for m in methods))
+    if layers is None:
+        layers = [handle.default_layer]
+    layers = [layers] if isinstance(layers, str) else list(dict.fromkeys(layers))
     for layer in layers:
         handle.map_layer(layer)
     chosen = resolve_metrics(metrics)
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise ExplainError(f"Unknown baseline(s) {unknown}.", hint=f"use {', '.join(BASELINES)}.")
+    if not methods and not baselines:
+        raise ExplainError("Nothing to evaluate: no method and no baseline.")
     data = load_eval_data(
         handle, dataset, labels=labels, masks=masks, max_images=max_images, seed=seed
     )
@@ -356,193 +505,84 @@ def evaluate(
         skipped = [m.name for m in chosen if m.needs_masks]
         notes.append(f"no object masks in this dataset: {', '.join(skipped)} skipped.")
         chosen = [m for m in chosen if not m.needs_masks]
-    timings["data"] = time.perf_counter() - t0
-
+    timings = {"data": time.perf_counter() - t0}
     x, n = data.x, len(data)
     size = (int(x.shape[-2]), int(x.shape[-1]))
-    groups = {m.group for m in chosen}
-    names = {m.name for m in chosen}
-    n_maps = len(methods) * len(layers) + len(baselines)
-    weights = _weights(chosen, n, len(methods), steps, len(road_fractions))
-    sanity_n = n if sanity_images is None else min(n, int(sanity_images))
-    n_stages = 0
-    if "randomisation" in groups and methods:
-        from .randomisation import cascade_stages
 
-        n_stages = len(cascade_stages(handle, sanity_depth, sanity_stages))
-    total = weights["cams"] + n_maps * (
-        weights["deletion"] + weights["insertion"] + weights["confidence"] + weights["road"] + 1
-    )
-    total += 3.0 * sanity_n * len(methods) * n_stages
-    tracker = _Tracker(progress, total)
-
-    # Predictions and targets.
     probs = handle.predict(x, batch_size=batch_size)
     predictions = probs.argmax(axis=1)
     tgt = _resolve_targets(handle, data, targets, predictions)
     p_target = probs[np.arange(n), tgt].astype(np.float64)
 
-    # Maps: every method at every layer, then the baselines.
-    sources: list[tuple[str, str, np.ndarray]] = []
-    cam_results: dict[str, CamResult] = {}
-    t = time.perf_counter()
-    for method in methods:
-        cb = tracker.step(weights["cams"] / max(len(methods), 1), f"{method}: maps")
-        try:
-            res = compute_cams(
-                handle, x, layers, method, tgt.tolist(), batch_size=cam_batch_size, progress=cb
-            )
-        except ExplainError as exc:
-            notes.append(f"{method} skipped: {exc}")
-            tracker.finish()
-            continue
-        cam_results[method] = res
-        notes.extend(f"{method}: {note}" for note in res.notes if note not in notes)
-        sources.extend((method, layer, res.maps[layer]) for layer in layers)
-        tracker.finish()
-    for name in baselines:
-        sources.append((name, "", baseline_maps(name, n, size, seed)))
-    timings["maps"] = time.perf_counter() - t
-
-    frames: list[pd.DataFrame] = []
-    curves: dict[CurveKey, Curves] = {}
-    metric_time = dict.fromkeys(
-        ("deletion", "insertion", "confidence", "road", "localisation"), 0.0
+    settings = _Settings(
+        steps, deletion_baseline, insertion_baseline, tuple(road_fractions), road_noise,
+        pointing_tolerance, batch_size, seed,
+    )  # fmt: skip
+    sanity_metrics = [m.name for m in chosen if m.group == "randomisation"]
+    sanity_n = n if sanity_images is None else max(1, min(n, int(sanity_images)))
+    stages = cascade_stages(handle, sanity_depth, sanity_stages) if sanity_metrics else []
+    tracker = _Tracker(progress, 1.0)
+    scorer = _Scorer(handle, data, tgt, p_target, chosen, settings, tracker)
+    n_maps = len(methods) * len(layers) + len(baselines)
+    cam_units = 3.0 * n  # a forward and a backward pass per image, about
+    sanity_units = 3.0 * sanity_n * len(methods) * len(stages)
+    tracker.total = max(
+        1.0, cam_units * len(methods) + n_maps * sum(scorer.weights().values()) + sanity_units
     )
 
-    # Map-independent endpoints of the deletion and insertion curves, computed once.
-    del_end = ins_start = None
-    del_ends = ins_ends = None
-    if "deletion" in groups:
-        del_end = make_baseline(x, deletion_baseline)
-        del_ends = (
-            p_target,
-            target_probabilities(
-                handle, n, lambda lo, hi: (del_end[lo:hi], tgt[lo:hi]), batch_size
-            ),
-        )
-    if "insertion" in groups:
-        ins_start = make_baseline(x, insertion_baseline)
-        ins_ends = (
-            target_probabilities(
-                handle, n, lambda lo, hi: (ins_start[lo:hi], tgt[lo:hi]), batch_size
-            ),
-            p_target,
-        )
+    # Maps: every method at every layer, then the baselines.
+    start = time.perf_counter()
+    sources: list[tuple[str, str, np.ndarray]] = []
+    cam_results: dict[str, CamResult] = {}
+    for method in methods:
+        callback = tracker.step(cam_units, f"{method}: maps")
+        try:
+            res = compute_cams(
+                handle, x, layers, method, tgt.tolist(), batch_size=cam_batch_size,
+                progress=callback,
+            )  # fmt: skip
+        except ExplainError as exc:
+            notes.append(f"{method} skipped: {exc}")
+            continue
+        finally:
+            tracker.finish()
+        cam_results[method] = res
+        notes.extend(n for n in (f"{method}: {note}" for note in res.notes) if n not in notes)
+        sources.extend((method, layer, res.maps[layer]) for layer in layers)
+    sources.extend((name, "", baseline_maps(name, n, size, seed)) for name in baselines)
+    timings["maps"] = time.perf_counter() - start
 
     for method, layer, maps in sources:
-        label = f"{method}" + (f" at {layer}" if layer else " map")
-        if "deletion" in groups:
-            t = time.perf_counter()
-            cb = tracker.step(weights["deletion"], f"deletion: {label}")
-            c = deletion(
-                handle, x, maps, tgt, steps=steps, baseline=del_end, batch_size=batch_size,
-                endpoints=del_ends, progress=cb,
-            )  # fmt: skip
-            tracker.finish()
-            curves[(method, layer, "deletion")] = c
-            frames.append(_frame(c.scores, method, layer, "deletion"))
-            metric_time["deletion"] += time.perf_counter() - t
-        if "insertion" in groups:
-            t = time.perf_counter()
-            cb = tracker.step(weights["insertion"], f"insertion: {label}")
-            c = insertion(
-                handle, x, maps, tgt, steps=steps, baseline=ins_start, batch_size=batch_size,
-                endpoints=ins_ends, progress=cb,
-            )  # fmt: skip
-            tracker.finish()
-            curves[(method, layer, "insertion")] = c
-            frames.append(_frame(c.scores, method, layer, "insertion"))
-            metric_time["insertion"] += time.perf_counter() - t
-        if "confidence" in groups:
-            t = time.perf_counter()
-            tracker.step(weights["confidence"], f"average drop: {label}")
-            cc = confidence_change(handle, x, maps, tgt, batch_size=batch_size, p=p_target)
-            tracker.finish()
-            for name in ("average_drop", "increase_in_confidence"):
-                if name in names:
-                    frames.append(_frame(getattr(cc, name), method, layer, name))
-            metric_time["confidence"] += time.perf_counter() - t
-        if "road" in groups:
-            t = time.perf_counter()
-            cb = tracker.step(weights["road"], f"ROAD: {label}")
-            wanted = {"morf", "lerf"} if "road_combined" in names else set()
-            wanted |= {o for o in ("morf", "lerf") if f"road_{o}" in names}
-            road_curves = {}
-            for k, order in enumerate(sorted(wanted, reverse=True)):
+        scorer.score(method, layer, maps)
+    timings.update(scorer.timings)
 
-                def sub(
-                    d: int, todo: int, _m: str = "", _k: int = k, _cb=cb, _of: int = len(wanted)
-                ) -> None:
-                    _cb(_k * todo + d, _of * todo)
-
-                road_curves[order] = road(
-                    handle, x, maps, tgt, order=order, fractions=road_fractions,
-                    noise=road_noise, seed=seed, batch_size=batch_size, progress=sub,
-                )  # fmt: skip
-            tracker.finish()
-            for order, c in road_curves.items():
-                if f"road_{order}" in names:
-                    curves[(method, layer, f"road_{order}")] = c
-                    frames.append(_frame(c.scores, method, layer, f"road_{order}"))
-            if "road_combined" in names:
-                combined = (road_curves["lerf"].scores - road_curves["morf"].scores) / 2
-                frames.append(_frame(combined, method, layer, "road_combined"))
-            metric_time["road"] += time.perf_counter() - t
-        if "localisation" in groups:
-            t = time.perf_counter()
-            if "pointing_game" in names:
-                hits = pointing_game(maps, data.masks, pointing_tolerance)
-                frames.append(_frame(hits, method, layer, "pointing_game"))
-            if "energy_pointing_game" in names:
-                energy = energy_pointing_game(maps, data.masks)
-                frames.append(_frame(energy, method, layer, "energy_pointing_game"))
-            metric_time["localisation"] += time.perf_counter() - t
-        tracker.step(1.0, f"done: {label}")
-        tracker.finish()
-    timings.update({k: v for k, v in metric_time.items() if v > 0})
-
-    stage_names: list[str] = []
-    if "randomisation" in groups:
-        t = time.perf_counter()
-        sanity_metrics = [m.name for m in chosen if m.group == "randomisation"]
+    frames, curves = scorer.frames, scorer.curves
+    if sanity_metrics:
+        start = time.perf_counter()
         if cam_results:
-            cb = tracker.step(3.0 * sanity_n * len(methods) * n_stages, "randomisation")
-            original = {
-                method: CamResult(
-                    {layer: r.maps[layer][:sanity_n] for layer in layers},
-                    {layer: r.raw[layer][:sanity_n] for layer in layers},
-                    r.targets[:sanity_n],
-                    r.probs[:sanity_n],
-                    r.method,
-                )
-                for method, r in cam_results.items()
-            }
+            callback = tracker.step(sanity_units, "randomisation sanity check")
             sanity = cascading_randomisation(
                 handle, x[:sanity_n], list(cam_results), layers, tgt[:sanity_n],
-                depth=sanity_depth, stages=sanity_stages, seed=seed,
-                batch_size=cam_batch_size, original=original, progress=cb,
+                depth=sanity_depth, stages=sanity_stages, seed=seed, batch_size=cam_batch_size,
+                original={m: _head(r, layers, sanity_n) for m, r in cam_results.items()},
+                progress=callback,
             )  # fmt: skip
             tracker.finish()
-            stage_names = sanity.stage_names
-            steps_x = np.arange(1, len(stage_names) + 1, dtype=np.float64)
+            stage_x = np.arange(1, len(stages) + 1, dtype=np.float64)
             for name in sanity_metrics:
-                which = name.removeprefix("sanity_")
-                for (method, layer), values in getattr(sanity, which).items():
-                    curves[(method, layer, name)] = Curves(steps_x, values, values[:, -1], name)
+                for (method, layer), values in getattr(
+                    sanity, name.removeprefix("sanity_")
+                ).items():
+                    curves[(method, layer, name)] = Curves(stage_x, values, values[:, -1], name)
                     frames.append(_frame(values[:, -1], method, layer, name))
-        # Baselines ignore the model: their randomised map is the map itself.
+        # Baselines ignore the model: their map after randomisation is the map itself.
         for method, layer, maps in sources:
-            if method not in BASELINES:
-                continue
-            same = {
-                "sanity_spearman": spearman(maps[:sanity_n], maps[:sanity_n]),
-                "sanity_spearman_abs": spearman(maps[:sanity_n], maps[:sanity_n]),
-                "sanity_ssim": ssim(maps[:sanity_n], maps[:sanity_n]),
-            }
-            for name in sanity_metrics:
-                frames.append(_frame(same[name], method, layer, name))
-        timings["randomisation"] = time.perf_counter() - t
+            if method in BASELINES:
+                same = maps[:sanity_n]
+                similar = {"sanity_spearman": spearman(same, same), "sanity_ssim": ssim(same, same)}
+                similar["sanity_spearman_abs"] = similar["sanity_spearman"]
+                frames.extend(_frame(similar[name], method, layer, name) for name in sanity_metrics)
+        timings["randomisation"] = time.perf_counter() - start
 
     table = _assemble(frames, data, tgt, predictions)
     timings["total"] = time.perf_counter() - t0
@@ -556,23 +596,23 @@ def evaluate(
         "targets": targets if isinstance(targets, str) else "given",
         "baselines": list(baselines),
         "steps": steps,
-        "deletion_baseline": str(deletion_baseline)
-        if not isinstance(deletion_baseline, torch.Tensor)
-        else "tensor",
-        "insertion_baseline": str(insertion_baseline)
-        if not isinstance(insertion_baseline, torch.Tensor)
-        else "tensor",
+        "deletion_baseline": _describe(deletion_baseline),
+        "insertion_baseline": _describe(insertion_baseline),
         "road_fractions": list(road_fractions),
         "road_noise": road_noise,
         "pointing_tolerance": pointing_tolerance,
-        "sanity_depth": sanity_depth,
-        "sanity_images": sanity_n,
+        "sanity_stages": [s.name for s in stages],
+        "sanity_images": sanity_n if sanity_metrics else 0,
         "batch_size": batch_size,
         "seed": seed,
     }
     return EvaluationResult(
-        table, summarise(table), curves, stage_names, chosen, notes, params, timings
+        table, summarise(table), curves, [s.name for s in stages], chosen, notes, params, timings
     )
+
+
+def _describe(baseline: Baseline) -> str:
+    return "tensor" if isinstance(baseline, torch.Tensor) else str(baseline)
 
 
 def _assemble(
