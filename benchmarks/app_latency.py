@@ -14,10 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,35 +69,12 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    from dashboard import serve
+
     start = time.perf_counter()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "dashboard" / "app.py"),
-            "--server.port",
-            str(args.port),
-            "--server.headless",
-            "true",
-            "--server.fileWatcherType",
-            "none",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{args.port}"
+    server = serve.start(args.port)
     try:
-        while True:
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        url = serve.wait_ready(args.port, server)
         server_ready = time.perf_counter() - start
         with sync_playwright() as p:
             browser = p.chromium.launch(
@@ -159,8 +133,7 @@ def main() -> None:
             )
             browser.close()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        serve.stop(server)
 
     print(f"{'measure':48s} {'median s':>9s} {'min s':>7s} {'max s':>7s}  n")
     for name, values in rows:

@@ -309,10 +309,19 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def sidebar() -> tuple[ModelHandle, list[Picture]]:
-    """The shared sidebar of every page: model and images."""
+def sidebar() -> tuple[ModelHandle, list[Picture], str]:
+    """The shared sidebar of every page: model and images. Returns the model, the chosen
+    pictures and the model's cache key."""
     from .state import current_model
 
     model_picker()
     pictures = image_picker()
-    return current_model(), pictures
+    return current_model(), pictures, current_choice().key
+
+
+def page(title: str, caption: str) -> tuple[ModelHandle, list[Picture], str]:
+    """The sidebar, then the page's title and a one-line explanation under it."""
+    handle, pictures, model_key = sidebar()
+    st.title(title)
+    st.caption(caption)
+    return handle, pictures, model_key

@@ -23,6 +23,36 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
+def tiny_cnn(seed: int = 0):
+    """conv-ReLU-conv-ReLU-global pool-linear on 3 x 16 x 16 inputs, 4 classes, as a handle."""
+    from torch import nn
+
+    from explain import Preprocess, load_model
+
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
+    ).eval()
+    return load_model(
+        model,
+        weights=None,
+        device="cpu",
+        labels=list("abcd"),
+        preprocess=Preprocess(input_size=(16, 16)),
+    )
+
+
+@pytest.fixture(scope="module")
+def small_cnn():
+    return tiny_cnn()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED.is_dir():

@@ -120,19 +120,10 @@ def test_hooks_are_removed_when_a_call_fails(cifar_handle, cifar_x):
     assert _no_hooks(cifar_handle.model)
 
 
-def test_thousand_calls_leave_memory_flat():
+def test_thousand_calls_leave_memory_flat(small_cnn):
     import tracemalloc
 
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(8, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(8, 4),
-    )
-    handle = load_model(model, weights=None, device="cpu", preprocess=Preprocess((16, 16)))
+    handle = small_cnn
     x = torch.randn(2, 3, 16, 16)
     for _ in range(20):
         compute_cams(handle, x, layers=["1", "3"], method="gradcam")

@@ -196,27 +196,6 @@ def test_imputation_matches_pytorch_grad_cam():
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def small_cnn():
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(8, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(8, 4),
-    ).eval()
-    return load_model(
-        model,
-        weights=None,
-        device="cpu",
-        labels=list("abcd"),
-        preprocess=Preprocess(input_size=(16, 16)),
-    )
-
-
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_road_matches_pytorch_grad_cam(small_cnn):
     perturbation = pytest.importorskip("pytorch_grad_cam.metrics.perturbation_confidence")

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import state
-from dashboard.widgets import show_error, sidebar
+from dashboard.widgets import page, show_error
 from embeddings import METRICS, collect_activations, layer_metrics, load_dataset, project_layers
 from embeddings.figures import COLOR_BY, cka_heatmap, metrics_chart, small_multiples
 from embeddings.metrics import cka_matrix
@@ -32,12 +32,10 @@ class Run:
     cka: tuple
 
 
-handle, _ = sidebar()
-model_key = state.current_choice().key
-st.title("Embeddings")
-st.caption(
+handle, _, model_key = page(
+    "Embeddings",
     "Each point is an image, placed by what one layer of the model makes of it. Classes "
-    "that separate into clusters are classes the layer tells apart."
+    "that separate into clusters are classes the layer tells apart.",
 )
 
 with st.form("embeddings_form"):

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import state
-from dashboard.widgets import show_error, sidebar
+from dashboard.widgets import page, show_error
 from explain import METHOD_INFO, ExplainError
 from explain.evaluation import METRICS, evaluate, find_bias, shapes_bias_study
 from explain.render import overlay
@@ -24,13 +24,11 @@ QUICK_METRICS = [
     "energy_pointing_game",
 ]
 
-handle, pictures = sidebar()
-model_key = state.current_choice().key
-st.title("Evaluate explanations")
-st.caption(
+handle, pictures, model_key = page(
+    "Evaluate explanations",
     "A map is only worth showing if it is faithful to the model, lands on the object, "
     "and changes when the model changes. Every score sits next to what a random map "
-    "and a plain centred blob would get."
+    "and a plain centred blob would get.",
 )
 
 leaderboard_tab, bias_tab = st.tabs(["Leaderboard", "Bias finder"])

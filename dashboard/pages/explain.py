@@ -11,17 +11,19 @@ from dashboard.widgets import (
     layer_select,
     method_select,
     overlay_controls,
+    page,
     picture_select,
     prediction_chart,
     show_error,
-    sidebar,
 )
 from explain import METHOD_INFO, ExplainError
 from explain.render import colorize, overlay
 
-handle, pictures = sidebar()
-model_key = state.current_choice().key
-st.title("Explain a prediction")
+handle, pictures, model_key = page(
+    "Explain a prediction",
+    "Which parts of the image made the model choose a class: warm, bright colours mark what "
+    "mattered most.",
+)
 st.caption(
     f"Model: **{handle.name}** · {handle.num_classes} classes · input "
     f"{handle.input_size[0]}×{handle.input_size[1]}"

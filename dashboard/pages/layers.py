@@ -8,19 +8,17 @@ from dashboard import state
 from dashboard.widgets import (
     method_select,
     overlay_controls,
+    page,
     picture_select,
     show_error,
-    sidebar,
 )
 from explain import METHOD_INFO, ExplainError
 from explain.render import overlay
 
-handle, pictures = sidebar()
-model_key = state.current_choice().key
-st.title("Compare layers")
-st.caption(
+handle, pictures, model_key = page(
+    "Compare layers",
     "Early layers see edges and textures; late layers see parts and objects. All maps "
-    "below come from a single forward and backward pass."
+    "below come from a single forward and backward pass.",
 )
 
 cols = st.columns([1, 1, 1])

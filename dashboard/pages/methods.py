@@ -7,18 +7,16 @@ import time
 import streamlit as st
 
 from dashboard import state
-from dashboard.widgets import layer_select, overlay_controls, picture_select, sidebar
+from dashboard.widgets import layer_select, overlay_controls, page, picture_select
 from explain import METHOD_INFO, ExplainError
 from explain.render import overlay
 
 FAST = ["gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "eigencam"]
 
-handle, pictures = sidebar()
-model_key = state.current_choice().key
-st.title("Compare methods")
-st.caption(
+handle, pictures, model_key = page(
+    "Compare methods",
     "Different methods answer slightly different questions; where they agree, trust the "
-    "picture more. Score-CAM and Ablation-CAM run hundreds of forward passes."
+    "picture more. Score-CAM and Ablation-CAM run hundreds of forward passes.",
 )
 
 cols = st.columns([1, 1, 2])

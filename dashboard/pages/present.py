@@ -14,8 +14,7 @@ from explain.report import Slide, presentation_html
 
 CMAP, ALPHA = "jet", 0.45
 
-handle, pictures = sidebar()
-model_key = state.current_choice().key
+handle, pictures, model_key = sidebar()
 
 
 def slide_for(index: int) -> Slide:
