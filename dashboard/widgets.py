@@ -170,6 +170,7 @@ def image_picker() -> list[Picture]:
         st.warning(f"Skipped {line}", icon=":material/warning:")
     pictures = current_pictures()
     st.sidebar.caption(f"{len(pictures)} image(s) selected")
+    st.sidebar.image([p.pixels for p in pictures[:12]], width=44)
     return pictures
 
 
