@@ -38,7 +38,7 @@ def test_explain_default_shows_prediction_maps_and_downloads(app):
     text = _markdown(app)
     assert any(f"### {name}" in text for name in CLASSES)
     assert "with **Grad-CAM** at `layer3`" in text
-    assert len(app.get("image")) == 3  # model view, heatmap, overlay
+    assert len(app.main.get("image")) == 3  # model view, heatmap, overlay
     assert len(app.get("download_button")) == 3
     assert len(app.get("plotly_chart")) == 1
 
@@ -81,7 +81,7 @@ def test_bad_uploads_are_reported_and_the_page_keeps_working(app, photo_paths):
     assert "broken.jpg" in warnings and "truncated or corrupt" in warnings
     assert "huge.png" in warnings and "20000x20000" in warnings
     assert not app.exception
-    assert len(app.get("image")) == 3  # the previous images are still explained
+    assert len(app.main.get("image")) == 3  # the previous images are still explained
 
 
 def test_unknown_hugging_face_model_without_network(app, monkeypatch):
@@ -95,7 +95,7 @@ def test_unknown_hugging_face_model_without_network(app, monkeypatch):
     assert "nobody/no-such-model" in errors and "What to do" in errors
     assert not app.exception
     assert "**Model:** `builtin:shapes`" in "\n".join(m.value for m in app.sidebar.markdown)
-    assert len(app.get("image")) == 3
+    assert len(app.main.get("image")) == 3
 
 
 def test_switching_to_the_biased_model(app):
@@ -108,18 +108,18 @@ def test_switching_to_the_biased_model(app):
 def test_compare_layers_page(app):
     app.switch_page("pages/layers.py").run()
     assert not app.exception
-    assert len(app.get("image")) == 3  # layer1, layer2, layer3 of the built-in model
+    assert len(app.main.get("image")) == 3  # layer1, layer2, layer3 of the built-in model
     assert "3 layers" in _markdown(app)
     app.radio(key="layers_scope").set_value("Every block").run()
-    assert len(app.get("image")) == 6
+    assert len(app.main.get("image")) == 6
 
 
 def test_compare_methods_page(app):
     app.switch_page("pages/methods.py").run()
     assert not app.exception
-    assert len(app.get("image")) == 6
+    assert len(app.main.get("image")) == 6
     app.multiselect(key="methods_chosen").set_value(["gradcam", "scorecam"]).run()
-    assert len(app.get("image")) == 2
+    assert len(app.main.get("image")) == 2
     assert not app.exception
 
 
