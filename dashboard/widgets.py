@@ -240,6 +240,25 @@ def class_select(handle: ModelHandle, probs: np.ndarray, key: str) -> int:
     return int(picked if picked is not None else options[0])
 
 
+def method_progress(container, method: str):
+    """For the slow (perturbation) methods, a progress bar in ``container``; returns the
+    ``progress(done, total, message)`` callback for ``compute_cams`` and a function that
+    removes the bar."""
+    bar = None
+    if METHOD_INFO[method].kind == "perturbation":
+        bar = container.progress(0.0, text=f"{METHOD_INFO[method].title}…")
+
+    def report(done: int, total: int, message: str) -> None:
+        if bar is not None:
+            bar.progress(min(1.0, done / max(total, 1)), text=message)
+
+    def clear() -> None:
+        if bar is not None:
+            bar.empty()
+
+    return report, clear
+
+
 def overlay_controls(key: str) -> tuple[float, str]:
     """Opacity and colour map: changing them never runs the model."""
     cols = st.columns(2)

@@ -9,6 +9,7 @@ from dashboard.widgets import (
     class_select,
     downloads,
     layer_select,
+    method_progress,
     method_select,
     overlay_controls,
     page,
@@ -46,47 +47,26 @@ with controls:
         st.caption(info.reference)
 
 top5 = [int(i) for i in probs.argsort()[::-1][:5]]
-progress = (
-    st.progress(0.0, text="Computing…") if METHOD_INFO[method].kind == "perturbation" else None
-)
-
-
-def report(done: int, total: int, message: str) -> None:
-    if progress is not None:
-        progress.progress(min(1.0, done / max(total, 1)), text=message)
-
-
+report, clear_progress = method_progress(st, method)
+# The five best classes share one pass: switching among them never runs the model again.
+wanted = TopK(len(top5)) if target in top5 else target
 try:
-    if target in top5:  # the five best classes share one pass: switching among them is free
-        result = state.cams(
-            model_key,
-            handle,
-            picture.key,
-            picture.pixels,
-            method,
-            (layer,),
-            TopK(5),
-            _progress=report,
-        )
-        heat = result.maps[layer][0, top5.index(target)]
-    else:
-        result = state.cams(
-            model_key,
-            handle,
-            picture.key,
-            picture.pixels,
-            method,
-            (layer,),
-            target,
-            _progress=report,
-        )
-        heat = result.maps[layer][0]
+    result = state.cams(
+        model_key,
+        handle,
+        picture.key,
+        picture.pixels,
+        method,
+        (layer,),
+        wanted,
+        _progress=report,
+    )
 except ExplainError as exc:
     show_error(exc)
     st.stop()
 finally:
-    if progress is not None:
-        progress.empty()
+    clear_progress()
+heat = result.maps[layer][0, top5.index(target)] if target in top5 else result.maps[layer][0]
 
 view = state.model_view(model_key, handle, picture.key, picture.pixels)
 with results:

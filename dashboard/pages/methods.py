@@ -7,7 +7,13 @@ import time
 import streamlit as st
 
 from dashboard import state
-from dashboard.widgets import layer_select, overlay_controls, page, picture_select
+from dashboard.widgets import (
+    layer_select,
+    method_progress,
+    overlay_controls,
+    page,
+    picture_select,
+)
 from explain import METHOD_INFO, ExplainError
 from explain.render import overlay
 
@@ -47,12 +53,7 @@ for index, method in enumerate(methods):
         row = st.columns(per_row)
     col = row[index % per_row]
     info = METHOD_INFO[method]
-    bar = col.progress(0.0, text=f"{info.title}…") if info.kind == "perturbation" else None
-
-    def report(done: int, total: int, message: str, bar=bar) -> None:
-        if bar is not None:
-            bar.progress(min(1.0, done / max(total, 1)), text=message)
-
+    report, clear_progress = method_progress(col, method)
     start = time.perf_counter()
     try:
         result = state.cams(
@@ -66,13 +67,11 @@ for index, method in enumerate(methods):
             _progress=report,
         )
     except ExplainError as exc:
-        if bar is not None:
-            bar.empty()
         col.warning(f"{info.title}: {str(exc).splitlines()[0]}")
         continue
+    finally:
+        clear_progress()
     elapsed = result.timings.get("total", time.perf_counter() - start)
-    if bar is not None:
-        bar.empty()
     col.image(
         overlay(view, result.maps[layer][0], alpha, cmap),
         width="stretch",
