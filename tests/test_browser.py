@@ -1,6 +1,6 @@
 """End to end in a real browser: start ``streamlit run dashboard/app.py``, drive Debian's
-Chromium with playwright through Explain -> Compare layers -> Embeddings -> Present, assert on
-what the page shows, and keep screenshots."""
+Chromium with playwright through Explain -> Compare layers -> Embeddings -> Evaluate (bias
+finder) -> Present, assert on what the page shows, and keep screenshots."""
 
 from __future__ import annotations
 
@@ -111,6 +111,25 @@ def test_click_through_the_dashboard(page, server):
     assert "predicted" in page.inner_text("body")
     page.screenshot(path=str(SCREENSHOTS / "3-embeddings.png"), full_page=True)
 
+    # Evaluate -> Bias finder: a box dragged on the image fills the region's coordinates.
+    _open(page, "Evaluate", "Evaluate explanations")
+    page.get_by_role("tab", name="Bias finder").click()
+    drawing = page.locator(".js-plotly-plot .nsewdrag").first
+    drawing.wait_for()
+    box = drawing.bounding_box()
+    page.mouse.move(box["x"] + 0.6 * box["width"], box["y"] + 0.6 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.98 * box["width"], box["y"] + 0.98 * box["height"], steps=10)
+    page.mouse.up()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('input')].some(i => i.value === '62')"
+    )
+    _settle(page)
+    left = int(page.get_by_label("left").input_value())
+    right = int(page.get_by_label("right").input_value())
+    assert 36 <= left <= 40 and right == 62  # 0.6 and 0.98 of the 64-pixel input
+    page.screenshot(path=str(SCREENSHOTS / "4-bias-finder.png"))
+
     page.get_by_role("link", name="Present").first.click()  # its title is the predicted class
     page.get_by_text("Image 1 of").first.wait_for()
     page.get_by_text("The model is").first.wait_for()
@@ -123,6 +142,6 @@ def test_click_through_the_dashboard(page, server):
     text = page.inner_text("body")
     title = page.locator("h1").first.inner_text().strip().lower()
     assert "Image 2 of" in text and f"that this is a {title}" in text
-    page.screenshot(path=str(SCREENSHOTS / "4-present.png"), full_page=True)
-    assert (SCREENSHOTS / "4-present.png").stat().st_size > 10_000
+    page.screenshot(path=str(SCREENSHOTS / "5-present.png"), full_page=True)
+    assert (SCREENSHOTS / "5-present.png").stat().st_size > 10_000
     shutil.copy(SCREENSHOTS / "1-explain.png", SCREENSHOTS / "latest.png")

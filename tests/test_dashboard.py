@@ -106,7 +106,7 @@ def test_switching_to_the_biased_model(app):
 
 
 def test_compare_layers_page(app):
-    app.switch_page("pages/layers.py").run()
+    app.switch_page("views/layers.py").run()
     assert not app.exception
     assert len(app.main.get("image")) == 3  # layer1, layer2, layer3 of the built-in model
     assert "3 layers" in _markdown(app)
@@ -115,7 +115,7 @@ def test_compare_layers_page(app):
 
 
 def test_compare_methods_page(app):
-    app.switch_page("pages/methods.py").run()
+    app.switch_page("views/methods.py").run()
     assert not app.exception
     assert len(app.main.get("image")) == 6
     app.multiselect(key="methods_chosen").set_value(["gradcam", "scorecam"]).run()
@@ -124,7 +124,7 @@ def test_compare_methods_page(app):
 
 
 def test_present_page_and_export(app):
-    app.switch_page("pages/present.py").run()
+    app.switch_page("views/present.py").run()
     assert not app.exception
     text = _markdown(app)
     assert "Image 1 of 6" in text and "The model is" in text and "highlighted in red" in text
@@ -139,7 +139,7 @@ def test_present_page_and_export(app):
 
 def test_embeddings_page_runs_on_the_builtin_dataset(app, tmp_path, monkeypatch):
     monkeypatch.setenv("GCE_CACHE_DIR", str(tmp_path))
-    app.switch_page("pages/embeddings.py").run()
+    app.switch_page("views/embeddings.py").run()
     assert "press **Run**" in " ".join(i.value for i in app.info)
     app.slider(key="emb_n").set_value(120)
     app.get("form_submit_button")[0].click().run()
@@ -154,7 +154,7 @@ def test_embeddings_page_runs_on_the_builtin_dataset(app, tmp_path, monkeypatch)
 
 def test_embeddings_folder_outside_allowed_roots_is_refused(app, tmp_path, monkeypatch):
     monkeypatch.setenv("GCE_DATA_ROOTS", str(tmp_path / "allowed"))
-    app.switch_page("pages/embeddings.py").run()
+    app.switch_page("views/embeddings.py").run()
     app.radio(key="emb_source").set_value("Folder")  # form widgets apply on submit
     app.text_input(key="emb_folder").set_value("/etc")
     app.get("form_submit_button")[0].click().run()
@@ -163,7 +163,7 @@ def test_embeddings_folder_outside_allowed_roots_is_refused(app, tmp_path, monke
 
 
 def test_evaluate_page_leaderboard_and_bias_finder(app):
-    app.switch_page("pages/evaluate.py").run()
+    app.switch_page("views/evaluate.py").run()
     app.slider(key="eval_n").set_value(12)
     app.get("form_submit_button")[0].click().run()
     assert not app.exception

@@ -222,6 +222,30 @@ with bias_tab:
         f"model's input ({handle.input_size[1]} × {handle.input_size[0]} pixels)."
     )
     h, w = handle.input_size
+    first_view = state.model_view(model_key, handle, pictures[0].key, pictures[0].pixels)
+    drawing = go.Figure(go.Image(z=first_view))
+    drawing.update_layout(
+        dragmode="select",
+        height=320,
+        margin=dict(l=0, r=0, t=30, b=0),
+        title="Drag a box on the image, or type it below",
+    )
+    drawn = st.plotly_chart(
+        drawing, key="bias_draw", on_select="rerun", selection_mode="box", width="content"
+    )
+    boxes = (drawn.selection.get("box") if drawn and drawn.selection else None) or []
+    if boxes and boxes[-1].get("x") and boxes[-1].get("y"):
+        xs, ys = sorted(boxes[-1]["x"]), sorted(boxes[-1]["y"])
+        box = (
+            int(np.clip(round(xs[0]), 0, w - 1)),
+            int(np.clip(round(ys[0]), 0, h - 1)),
+            int(np.clip(round(xs[1]), 1, w)),
+            int(np.clip(round(ys[1]), 1, h)),
+        )
+        if st.session_state.get("bias_drawn") != box:  # a new drawing fills the fields once
+            st.session_state["bias_drawn"] = box
+            for name, value in zip(("bias_x0", "bias_y0", "bias_x1", "bias_y1"), box, strict=True):
+                st.session_state[name] = value
     cols = st.columns(4)
     x0 = cols[0].number_input("left", 0, w - 1, int(w * 0.75), key="bias_x0")
     y0 = cols[1].number_input("top", 0, h - 1, int(h * 0.75), key="bias_y0")
