@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoints import load_weights, read_state_dict
+from .checkpoints import load_weights, match_keys, read_state_dict
 from .errors import LayerError, ModelLoadError, NetworkError, TargetError
 from .images import ImageSource
 from .layers import LayerInfo, Probe, block_layers, first_tensor, probe_model, stage_layers
@@ -385,8 +385,6 @@ def _head_out_features(model: nn.Module) -> int:
 
 def _head_classes(model: nn.Module, state: dict[str, torch.Tensor]) -> int | None:
     """The file's number of classes when only the classifier head differs from ``model``."""
-    from .checkpoints import match_keys
-
     own = model.state_dict()
     fitted = match_keys(state, set(own))
     classes = _head_out_features(model)

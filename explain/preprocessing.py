@@ -100,13 +100,6 @@ class Preprocess:
         std = torch.tensor(self.std).view(1, 3, 1, 1)
         return (x - mean) / std
 
-    def denormalize(self, x: torch.Tensor) -> np.ndarray:
-        """(N, 3, H, W) normalised tensor -> (N, H, W, 3) uint8 (for display)."""
-        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
-        pixels = ((x.detach() * std + mean).clamp(0, 1) * 255).round().byte()
-        return pixels.permute(0, 2, 3, 1).cpu().numpy()
-
     def __call__(self, images: ImageSource | Sequence[ImageSource]) -> torch.Tensor:
         return self.normalize(self.prepare(images))
 

@@ -84,14 +84,12 @@ with results:
     for note in result.notes:
         st.caption(note)
     summary = {
+        **result.summary(),
         "model": handle.name,
         "image": picture.name,
-        "method": method,
-        "layer": layer,
         "class": label,
         "class_index": target,
         "probability": float(probs[target]),
         "top5": [{"class": handle.labels[i], "probability": float(probs[i])} for i in top5],
-        "timings_s": result.timings,
     }
     downloads(f"{picture.name}_{method}_{layer}", view, heat, summary, alpha, cmap, "explain")

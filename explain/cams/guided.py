@@ -18,7 +18,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import ExplainError
-from ..layers import LayerInfo
+from ..layers import LayerInfo, first_tensor
 from ..models import ModelHandle
 from ..targets import ResolvedTargets, resolve_targets
 from .core import normalize_maps, upsample
@@ -57,8 +57,7 @@ def guided_backprop_tensor(
 
     with handle.lock, torch.enable_grad(), _GuidedMode():
         inp = x.to(handle.device).detach().requires_grad_(True)
-        logits = handle.model(inp)
-        logits = logits if isinstance(logits, torch.Tensor) else logits[0]
+        logits = first_tensor(handle.model(inp))
         grads = _batched_grads(resolved.score_fn(logits).float(), [inp])[0]
     return grads.transpose(0, 1).detach().float().cpu()
 
