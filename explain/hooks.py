@@ -1,6 +1,11 @@
-"""Forward hooks with a visible lifecycle: installed on entry, removed on exit (even on errors).
+"""The one way this project hooks a model: forward hooks on named modules that exist only inside
+a ``with`` block (installed on entry, removed on exit, even on errors).
 
-A recorder never changes what the model computes. It keeps each hooked layer's output and hands
+Every caller that needs to see or change what a layer computes goes through :class:`Hooks`:
+the CAM engine (record activations), Ablation-CAM (replace a layer's output), CAM (the head's
+input), the layer probe and the embeddings collector (callbacks on outputs).
+
+A recording never changes what the model computes: it keeps each hooked layer's output and hands
 the rest of the network a copy, so later in-place operations (``ReLU(inplace=True)``) cannot
 change the recorded tensor, and gradients taken with respect to it are those of the layer's own
 output.
@@ -8,13 +13,32 @@ output.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from .layers import first_tensor
+#: ``fn(name, tensor)`` called on a module's output (or input); its return value is ignored.
+Watcher = Callable[[str, torch.Tensor], None]
+#: ``fn(tensor) -> replacement or None`` applied to a module's output.
+Replacer = Callable[[torch.Tensor], torch.Tensor | None]
+
+
+def first_tensor(output: Any) -> torch.Tensor | None:
+    """The main tensor of a module's output: itself, the first tensor of a tuple/list, or the
+    first tensor value of a mapping (Hugging Face ``ModelOutput`` included)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, list | tuple):
+        for item in output:
+            if isinstance(item, torch.Tensor):
+                return item
+    if isinstance(output, Mapping):
+        for item in output.values():
+            if isinstance(item, torch.Tensor):
+                return item
+    return None
 
 
 def replace_first_tensor(output: Any, new: torch.Tensor) -> Any:
@@ -37,55 +61,130 @@ def replace_first_tensor(output: Any, new: torch.Tensor) -> Any:
     raise TypeError(f"cannot replace a tensor in an output of type {type(output).__name__}")
 
 
-def modules_by_name(model: nn.Module, names: Iterable[str]) -> dict[str, nn.Module]:
-    modules = dict(model.named_modules())
-    return {name: modules[name] for name in names}
+class Hooks:
+    """Forward hooks on the named modules of ``model``, alive only inside ``with``.
 
+    Plan what to do first (each method returns ``self``), then run the model inside the block::
 
-class LayerRecorder:
-    """Record the outputs of named layers during a forward pass.
+        with Hooks(model).record(["layer3", "layer4"]) as hooks:
+            logits = model(x)
+        hooks.outputs["layer4"]
 
-    Args:
-        model: the model (hooks are added to its modules and removed on exit).
-        names: module paths to record.
-        copy: hand downstream layers a copy of each recorded output (see module docstring).
-        transform: optional ``name, output_tensor -> replacement`` applied to what the rest
-            of the network sees (used by perturbation methods); ``None`` keeps it as is.
+    Plans on the same module run in the order they were made; a replacement is what later
+    plans (and the rest of the network) see.
 
     Attributes:
-        outputs: ``name -> tensor`` of the last call of each layer.
+        outputs: ``name -> tensor``: the last output of each recorded module.
+        inputs: ``name -> tensor``: the last (first tensor) input of each module whose input
+            is recorded.
+        calls: ``name -> number of calls`` of every hooked module during the block.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        names: Sequence[str],
-        copy: bool = True,
-        transform: Callable[[str, torch.Tensor], torch.Tensor | None] | None = None,
-    ):
-        self.modules = modules_by_name(model, names)
-        self.copy = copy
-        self.transform = transform
-        self.outputs: dict[str, torch.Tensor] = {}
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self._modules: dict[str, nn.Module] | None = None
+        self._plans: list[tuple[str, Callable[..., Any]]] = []
         self._handles: list[Any] = []
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.inputs: dict[str, torch.Tensor] = {}
+        self.calls: dict[str, int] = {}
 
-    def _hook(self, name: str):
+    # -- planning -----------------------------------------------------------------------------
+    def module(self, name: str) -> nn.Module:
+        """The module at ``name`` (``KeyError`` if there is none)."""
+        if self._modules is None:
+            self._modules = dict(self.model.named_modules())
+        return self._modules[name]
+
+    def record(
+        self, names: Iterable[str], *, copy: bool = True, begin_graph: bool = False
+    ) -> Hooks:
+        """Keep the outputs of ``names`` in :attr:`outputs`.
+
+        Args:
+            copy: hand the rest of the network a copy (see the module docstring).
+            begin_graph: if autograd is off when a recorded layer runs, turn it on from there
+                and make that output a leaf that requires grad. Run the model under
+                ``torch.no_grad()`` (which restores the mode on exit): nothing before the first
+                recorded layer is recorded for backward, and the gradients with respect to the
+                recorded outputs are unchanged (nothing before a layer depends on it).
+        """
+
+        def keep(name: str, tensor: torch.Tensor) -> torch.Tensor | None:
+            if begin_graph and not torch.is_grad_enabled() and tensor.is_floating_point():
+                torch.set_grad_enabled(True)
+                tensor = tensor.detach().requires_grad_(True)
+                self.outputs[name] = tensor
+                return tensor.clone() if copy else tensor
+            self.outputs[name] = tensor
+            return tensor.clone() if copy else None
+
+        for name in names:
+            self._plan_output(name, keep)
+        return self
+
+    def record_inputs(self, names: Iterable[str]) -> Hooks:
+        """Keep the (first tensor) input of each of ``names`` in :attr:`inputs`, detached."""
+        for name in names:
+            self._plans.append((name, self._input_hook(name)))
+        return self
+
+    def replace(self, name: str, fn: Replacer, *, call: int | None = None) -> Hooks:
+        """Replace the output of ``name`` by ``fn(output)`` (``None`` keeps it); only on its
+        ``call``-th call (1-based) when ``call`` is given."""
+
+        def swap(_name: str, tensor: torch.Tensor) -> torch.Tensor | None:
+            if call is not None and self.calls.get(name, 0) != call:
+                return None
+            return fn(tensor)
+
+        self._plan_output(name, swap)
+        return self
+
+    def watch(self, names: Iterable[str], fn: Watcher, *, raw: bool = False) -> Hooks:
+        """Call ``fn(name, output)`` after each of ``names`` runs; the output is not changed.
+        ``raw=True`` passes the module's output as it is (a tuple, a ``ModelOutput``, ...)
+        instead of its first tensor, and also for outputs that hold no tensor."""
+
+        def call(name: str, output: Any) -> None:
+            fn(name, output)
+
+        for name in names:
+            self._plan_output(name, call, raw=raw)
+        return self
+
+    def _plan_output(
+        self, name: str, fn: Callable[[str, Any], torch.Tensor | None], raw: bool = False
+    ) -> None:
+        counted = not any(planned == name for planned, _ in self._plans)
+
         def hook(_module: nn.Module, _inputs: Any, output: Any) -> Any:
+            if counted:
+                self.calls[name] = self.calls.get(name, 0) + 1
+            if raw:
+                fn(name, output)
+                return None
             tensor = first_tensor(output)
             if tensor is None:
                 return None
-            self.outputs[name] = tensor
-            replacement = self.transform(name, tensor) if self.transform else None
-            if replacement is None and self.copy:
-                replacement = tensor.clone()
-            return None if replacement is None else replace_first_tensor(output, replacement)
+            new = fn(name, tensor)
+            return None if new is None else replace_first_tensor(output, new)
+
+        self._plans.append((name, hook))
+
+    def _input_hook(self, name: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, inputs: Any, _output: Any) -> None:
+            tensor = first_tensor(inputs)
+            if tensor is not None:
+                self.inputs[name] = tensor.detach()
 
         return hook
 
-    def __enter__(self) -> LayerRecorder:
+    # -- lifecycle ----------------------------------------------------------------------------
+    def __enter__(self) -> Hooks:
         try:
-            for name, module in self.modules.items():
-                self._handles.append(module.register_forward_hook(self._hook(name)))
+            for name, hook in self._plans:
+                self._handles.append(self.module(name).register_forward_hook(hook))
         except BaseException:
             self.remove()
             raise
@@ -96,5 +195,5 @@ class LayerRecorder:
             handle.remove()
         self._handles.clear()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.remove()

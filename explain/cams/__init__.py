@@ -1,20 +1,53 @@
-"""The class-activation-map family: one engine, many methods (see ``methods.py``)."""
+"""The class-activation-map family: one engine, many methods.
 
-from .core import CamResult, first_component, normalize_maps, upsample
-from .engine import check_method, compute_cams
+``base.py`` says what a method is and holds the registry; ``forward.py`` is the pass every
+method shares; each method lives in the module named after its idea (``gradient.py``,
+``perturbation.py``, ``cam.py``, ``fullgrad.py``, ``guided.py``), and ``methods.py`` lists
+the built-in ones; ``smoothing.py`` wraps any method; ``engine.py`` runs them.
+"""
+
+from .base import (
+    KINDS,
+    METHOD_INFO,
+    METHODS,
+    CamMethod,
+    CamRequest,
+    RawMaps,
+    check_method,
+    register_method,
+    unregister_method,
+)
+from .core import CamResult, first_component, normalize_maps, summed_maps, upsample, weighted_maps
+from .engine import compute_cams
+from .forward import LayerPass, as_input, batched_grads, resolve_layers, run_pass
+from .gradient import WeightedActivations
 from .guided import guided_backprop
-from .methods import METHOD_INFO, METHOD_LIST, METHODS, CamMethod
+from .methods import BUILTIN, METHOD_LIST
 
 __all__ = [
+    "BUILTIN",
+    "KINDS",
     "METHODS",
     "METHOD_INFO",
     "METHOD_LIST",
     "CamMethod",
+    "CamRequest",
     "CamResult",
+    "LayerPass",
+    "RawMaps",
+    "WeightedActivations",
+    "as_input",
+    "batched_grads",
     "check_method",
     "compute_cams",
     "first_component",
     "guided_backprop",
     "normalize_maps",
+    "register_method",
+    "resolve_layers",
+    "run_pass",
+    "summed_maps",
+    "unregister_method",
     "upsample",
+    "weighted_maps",
 ]

@@ -101,3 +101,23 @@ class CamResult:
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
             "notes": self.notes,
         }
+
+
+def weighted_maps(weights: torch.Tensor, acts: torch.Tensor, eigen: bool = False) -> torch.Tensor:
+    """``ReLU(sum_c w_kc A_c)`` for channel weights ``(n, K, C)`` and activations
+    ``(n, C, h, w)`` -> ``(n, K, h, w)``; with ``eigen``, ``ReLU`` of the first principal
+    component of the weighted channels ``w_kc A_c`` instead of their sum."""
+    if eigen:
+        return summed_maps(weights[..., None, None] * acts[:, None], eigen=True)
+    n, c, h, w = acts.shape
+    return torch.relu(torch.bmm(weights, acts.reshape(n, c, h * w))).reshape(n, -1, h, w)
+
+
+def summed_maps(contributions: torch.Tensor, eigen: bool = False) -> torch.Tensor:
+    """``ReLU(sum over channels)`` of contributions ``(n, K, C, h, w)`` -> ``(n, K, h, w)``;
+    with ``eigen``, ``ReLU`` of their first principal component."""
+    if not eigen:
+        return torch.relu(contributions.sum(dim=2))
+    n, k = contributions.shape[:2]
+    flat = contributions.reshape(n * k, *contributions.shape[2:])
+    return torch.relu(first_component(flat)).reshape(n, k, *contributions.shape[-2:])

@@ -1,352 +1,35 @@
-"""``compute_cams``: every requested layer from one forward (and one backward) pass.
+"""``compute_cams``: any registered method, at every requested layer, for a batch of images.
 
-Gradient methods hook all chosen layers at once and take ``torch.autograd.grad(score,
-activations)``: no weight gradients, no ``.backward()``. Several targets per image share the
-forward pass through batched gradients. Hooks live only inside a call, under the model's lock.
+The engine knows no method by name. It checks the input and the layers, runs the method's
+strategy (:meth:`~explain.cams.base.CamMethod.raw_maps`) chunk by chunk, and turns the raw maps
+into the result: upsampled to the input size and min-max normalised.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import ExplainError, LayerError, TargetError
-from ..hooks import LayerRecorder
-from ..layers import LayerInfo, first_tensor, to_nchw
+from ..errors import ExplainError
 from ..models import ModelHandle
-from ..targets import ResolvedTargets, repeat_targets, resolve_targets, slice_targets
-from .core import CamResult, first_component, normalize_maps, upsample
-from .methods import METHOD_INFO, METHODS, CamMethod
-from .perturbation import ablation_weights, score_weights
-
-Progress = Callable[[int, int, str], None]
-
-
-class _Pass:
-    """What one pass over a batch gives: logits, activations (NCHW) and gradients."""
-
-    def __init__(
-        self,
-        logits: torch.Tensor,
-        acts: dict[str, torch.Tensor],
-        grads: dict[str, torch.Tensor | None],
-        resolved: ResolvedTargets,
-        native: dict[str, torch.Tensor],
-    ):
-        self.logits = logits
-        self.acts = acts  # name -> (n, C, h, w)
-        self.grads = grads  # name -> (n, K, C, h, w) or None
-        self.resolved = resolved
-        self.native = native  # name -> the layer's own output layout, detached
-
-
-def check_method(method: str) -> CamMethod:
-    """The :class:`CamMethod` for a name, spelt loosely ("Grad-CAM++", "score_cam", ...), or a
-    clear error listing the methods."""
-    by_key = {name.replace("-", ""): name for name in METHODS}
-    key = method.lower().replace("++", "pp").replace("_", "").replace("-", "")
-    if key not in by_key:
-        raise ExplainError(
-            f"Unknown method {method!r}.", hint=f"choose one of {', '.join(METHODS)}."
-        )
-    return METHOD_INFO[by_key[key]]
-
-
-def _as_input(handle: ModelHandle, x: Any) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        x = handle.preprocess(x)
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ExplainError(f"Expected images or a (N, 3, H, W) tensor, got shape {tuple(x.shape)}.")
-    return x.float()
-
-
-def _layer_infos(handle: ModelHandle, layers: str | Sequence[str] | None) -> list[LayerInfo]:
-    if layers is None:
-        layers = [handle.default_layer]
-    elif isinstance(layers, str):
-        layers = [layers]
-    if len(layers) == 0:
-        raise LayerError("No layer was given.", hint=f"e.g. layers=[{handle.default_layer!r}]")
-    names = list(dict.fromkeys(layers))
-    return [handle.map_layer(name) for name in names]
-
-
-def _forward(
-    handle: ModelHandle,
-    x: torch.Tensor,
-    infos: Sequence[LayerInfo],
-    targets: Any,
-    with_grads: bool,
-    extra_inputs: bool = False,
-) -> _Pass:
-    """One forward pass recording every layer; with ``with_grads``, one backward pass for all
-    layers and all targets (batched gradients)."""
-
-    names = [info.name for info in infos]
-    model = handle.model
-    with handle.lock, LayerRecorder(model, names) as recorder:
-        grad_mode = torch.enable_grad() if with_grads else torch.inference_mode()
-        with grad_mode:
-            inp = x.to(handle.device)
-            if with_grads:
-                inp = inp.detach().requires_grad_(True)  # a graph even when weights are frozen
-            logits = first_tensor(model(inp))
-            if logits is None or logits.ndim != 2:
-                raise ExplainError(f"{handle.name} did not return (N, classes) logits.")
-            resolved = resolve_targets(targets, logits.detach(), handle.labels, handle.class_index)
-            missing = [n for n in names if n not in recorder.outputs]
-            if missing:
-                raise LayerError(f"Layer(s) {', '.join(missing)} did not run in the forward pass.")
-            native = {n: recorder.outputs[n] for n in names}
-            grads: dict[str, torch.Tensor | None] = dict.fromkeys(names)
-            if with_grads:
-                scores = resolved.score_fn(logits).float()
-                wrt = [native[n] for n in names] + ([inp] if extra_inputs else [])
-                raw_grads = _batched_grads(scores, wrt)
-                for n, g in zip(names, raw_grads, strict=False):
-                    grads[n] = g
-                if extra_inputs:
-                    grads["<input>"] = raw_grads[-1]
-    acts = {
-        n: to_nchw(native[n].detach(), info).float() for n, info in zip(names, infos, strict=True)
-    }
-    for n, info in zip(names, infos, strict=True):
-        g = grads[n]
-        if g is not None:  # (K, n, ...) -> (n, K, C, h, w)
-            k, b = g.shape[:2]
-            g = to_nchw(g.reshape(k * b, *g.shape[2:]), info).float()
-            grads[n] = g.reshape(k, b, *g.shape[1:]).transpose(0, 1)
-    return _Pass(
-        logits.detach().float(), acts, grads, resolved, {n: t.detach() for n, t in native.items()}
-    )
-
-
-def _batched_grads(scores: torch.Tensor, wrt: Sequence[torch.Tensor]) -> list[torch.Tensor | None]:
-    """d scores[:, k] / d wrt for every k, as ``(K, *wrt.shape)``; one backward when K == 1,
-    one vectorised backward (``is_grads_batched``) for several."""
-    k = scores.shape[1]
-    if k == 1:
-        grads = torch.autograd.grad(scores[:, 0].sum(), wrt, allow_unused=True)
-        return [None if g is None else g[None] for g in grads]
-    eye = torch.eye(k, device=scores.device, dtype=scores.dtype)
-    grad_outputs = eye[:, None, :].expand(k, scores.shape[0], k)
-    try:
-        grads = torch.autograd.grad(
-            scores,
-            wrt,
-            grad_outputs=grad_outputs,
-            is_grads_batched=True,
-            allow_unused=True,
-            retain_graph=True,
-        )
-        return list(grads)
-    except RuntimeError:  # an op without a batching rule: one backward per target instead
-        per_target = [
-            torch.autograd.grad(scores[:, j].sum(), wrt, allow_unused=True, retain_graph=True)
-            for j in range(k)
-        ]
-        return [
-            None if per_target[0][i] is None else torch.stack([p[i] for p in per_target])
-            for i in range(len(wrt))
-        ]
-
-
-def _aggregate(contrib: torch.Tensor, eigen: bool) -> torch.Tensor:
-    """(B, C, h, w) -> ReLU(sum over C) or ReLU(first principal component), (B, h, w)."""
-    return torch.relu(first_component(contrib) if eigen else contrib.sum(dim=1))
-
-
-def _raw_from_contribution(
-    p: _Pass, method: CamMethod, eigen_smooth: bool, notes: list[str]
-) -> dict[str, torch.Tensor]:
-    out = {}
-    k = p.resolved.k
-    for name, acts in p.acts.items():
-        n, c, h, w = acts.shape
-        grads = p.grads.get(name)
-        if method.needs_grad and grads is None:
-            notes.append(f"the score does not depend on layer {name}: its map is zero.")
-            out[name] = torch.zeros(n, k, h, w)
-            continue
-        a = acts[:, None].expand(n, k, c, h, w).reshape(n * k, c, h, w)
-        g = None if grads is None else grads.reshape(n * k, c, h, w)
-        contrib = method.contribution(a, g)
-        out[name] = _aggregate(contrib, method.eigen or eigen_smooth).reshape(n, k, h, w)
-    return out
-
-
-def _head(handle: ModelHandle) -> tuple[str, torch.nn.Linear]:
-    linear = [
-        i
-        for i in handle.layers
-        if i.calls and isinstance(dict(handle.model.named_modules())[i.name], torch.nn.Linear)
-    ]
-    if not linear:
-        raise ExplainError(
-            f"CAM needs a linear classifier head; {handle.name} has none.",
-            hint="use method='gradcam', which generalises CAM to any head.",
-        )
-    name = max(linear, key=lambda i: i.order).name
-    return name, dict(handle.model.named_modules())[name]
-
-
-def _cam_raw(
-    handle: ModelHandle, x: torch.Tensor, infos: Sequence[LayerInfo], targets: Any
-) -> tuple[_Pass, dict[str, torch.Tensor]]:
-    """Zhou et al.: the head's weights on the feature maps; checked to be GAP + linear."""
-    head_name, head = _head(handle)
-    captured: dict[str, torch.Tensor] = {}
-
-    def keep_input(_m: Any, inputs: Any, _out: Any) -> None:
-        captured["x"] = first_tensor(inputs).detach()
-
-    hook = head.register_forward_hook(keep_input)
-    try:
-        p = _forward(handle, x, infos, targets, with_grads=False)
-    finally:
-        hook.remove()
-    if not (p.resolved.indices >= 0).all() or p.resolved.row_independent:
-        raise TargetError(
-            "CAM explains class indices only; use method='gradcam' for custom scores."
-        )
-    weight = head.weight.detach().float().cpu()
-    out = {}
-    for name, acts in p.acts.items():
-        pooled = acts.mean(dim=(2, 3))
-        head_in = captured["x"].float().cpu().reshape(len(acts), -1)
-        if head_in.shape != pooled.shape or not torch.allclose(
-            head_in, pooled, rtol=1e-3, atol=1e-4 * max(1.0, float(pooled.abs().max()))
-        ):
-            raise ExplainError(
-                f"CAM needs the classifier {head_name!r} to read the global average of layer "
-                f"{name!r} directly, and it does not.",
-                hint="pick the last feature layer before global pooling (e.g. "
-                f"{handle.default_layer!r}) or use method='gradcam', which generalises CAM.",
-            )
-        idx = torch.as_tensor(p.resolved.indices)
-        w = weight[idx]  # (n, K, C)
-        out[name] = torch.einsum("nkc,nchw->nkhw", w, acts)  # no ReLU, as in Zhou et al.
-    return p, out
-
-
-def _perturbation_raw(
-    handle: ModelHandle,
-    x: torch.Tensor,
-    p: _Pass,
-    method: CamMethod,
-    infos: Sequence[LayerInfo],
-    eigen_smooth: bool,
-    batch_size: int,
-    max_channels: int | None,
-    progress: Progress | None,
-    notes: list[str],
-) -> dict[str, torch.Tensor]:
-    out = {}
-    n = len(x)
-    total = n * len(infos)
-    step = 0
-    for info in infos:
-        acts = p.acts[info.name]
-        maps = []
-        for i in range(n):
-            scorer = p.resolved.scorer(i)
-
-            def report(
-                done: int, todo: int, _i: int = i, _name: str = info.name, _step: int = step
-            ) -> None:
-                if progress is not None:
-                    progress(
-                        _step * 1000 + int(1000 * done / max(todo, 1)),
-                        total * 1000,
-                        f"{method.title} at {_name}, image {_i + 1}/{n}",
-                    )
-
-            if method.name == "scorecam":
-                weights = score_weights(
-                    handle, x[i : i + 1], acts[i], scorer, batch_size, max_channels, report
-                )
-            else:
-                weights, how = ablation_weights(
-                    handle,
-                    x[i : i + 1],
-                    info,
-                    p.native[info.name][i : i + 1],
-                    acts[i],
-                    scorer,
-                    batch_size,
-                    max_channels,
-                    report,
-                    logits=p.logits[i : i + 1],
-                )
-                if how not in notes:
-                    notes.append(how)
-            contrib = weights[:, :, None, None] * acts[i][None]  # (K, C, h, w)
-            maps.append(_aggregate(contrib, eigen_smooth))
-            step += 1
-        out[info.name] = torch.stack(maps)
-    return out
-
-
-def _raw_maps(
-    handle: ModelHandle,
-    x: torch.Tensor,
-    infos: Sequence[LayerInfo],
-    method: CamMethod,
-    targets: Any,
-    eigen_smooth: bool,
-    batch_size: int,
-    max_channels: int | None,
-    progress: Progress | None,
-    notes: list[str],
-) -> tuple[_Pass, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Raw maps ``(n, K, h, w)`` per layer for one chunk of images (and pixel maps)."""
-    from .guided import fullgrad_raw, guided_backprop_tensor
-
-    pixels: dict[str, torch.Tensor] = {}
-    if method.name == "cam":
-        p, raw = _cam_raw(handle, x, infos, targets)
-    elif method.name == "fullgrad":
-        p, full = fullgrad_raw(handle, x, infos, targets)
-        raw = dict.fromkeys((info.name for info in infos), full)
-    elif method.kind == "perturbation":
-        p = _forward(handle, x, infos, targets, with_grads=False)
-        raw = _perturbation_raw(
-            handle, x, p, method, infos, eigen_smooth, batch_size, max_channels, progress, notes
-        )
-    elif method.name == "guided-gradcam":
-        p = _forward(handle, x, infos, targets, with_grads=True)
-        raw = _raw_from_contribution(p, METHOD_INFO["gradcam"], eigen_smooth, notes)
-        gb = guided_backprop_tensor(handle, x, p.resolved)  # (n, K, 3, H, W)
-        for name, r in raw.items():
-            # Scaled to a maximum of 1, not min-max: the product keeps Grad-CAM's zeros.
-            up = upsample(r, tuple(x.shape[-2:]))
-            peak = up.flatten(-2).max(dim=-1).values[..., None, None]
-            pixels[name] = (
-                gb * (up / torch.where(peak > 0, peak, torch.ones_like(peak)))[:, :, None]
-            )
-    else:
-        p = _forward(handle, x, infos, targets, with_grads=method.needs_grad)
-        raw = _raw_from_contribution(p, method, eigen_smooth, notes)
-    return p, raw, pixels
-
-
-def _augmentations(x: torch.Tensor) -> list[tuple[torch.Tensor, bool]]:
-    """Test-time augmentations: identity, horizontal flip, and both at 1.1x intensity."""
-    flipped = torch.flip(x, dims=[-1])
-    return [(x, False), (flipped, True), (x * 1.1, False), (flipped * 1.1, True)]
+from ..progress import Progress, notify, within
+from ..targets import slice_targets
+from .base import METHOD_INFO, CamMethod, CamRequest, check_method
+from .core import CamResult, normalize_maps, upsample
+from .forward import as_input, resolve_layers
+from .smoothing import AugSmooth
 
 
 def compute_cams(
     handle: ModelHandle,
     x: torch.Tensor | Sequence[Any],
     layers: str | Sequence[str] | None = None,
-    method: str = "gradcam",
+    method: str | CamMethod = "gradcam",
     targets: Any = None,
     *,
     eigen_smooth: bool = False,
@@ -362,13 +45,13 @@ def compute_cams(
         handle: from :func:`explain.load_model`.
         x: ``(N, 3, H, W)`` preprocessed tensor, or images (PIL, paths, arrays).
         layers: module paths (default: ``handle.default_layer``); all from one pass.
-        method: one of :data:`METHODS`.
+        method: a name in :data:`METHODS` (spelt loosely) or a :class:`CamMethod`.
         targets: what to explain (see :mod:`explain.targets`): ``None`` = top-1 class.
         eigen_smooth: project contributions onto their first principal component.
         aug_smooth: average over flipped and brightened copies (maps flipped back).
         batch_size: images per forward pass.
         perturbation_batch: perturbed copies per forward pass (Score-CAM, Ablation-CAM).
-        max_channels: Score-CAM / Ablation-CAM only, approximate: perturb only the
+        max_channels: perturbation methods only, approximate: perturb only the
             ``max_channels`` channels of highest activation variance (others get weight 0).
         progress: ``progress(done, total, message)`` callback.
 
@@ -377,111 +60,65 @@ def compute_cams(
         ``targets`` (N,), ``probs`` (N, classes); with several targets per image the maps are
         (N, K, H, W) and targets (N, K).
     """
-    info = check_method(method)
-    x = _as_input(handle, x)
-    infos = _layer_infos(handle, layers)
-    n, size = len(x), (int(x.shape[-2]), int(x.shape[-1]))
-    notes: list[str] = []
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
+    cam = check_method(method)
+    x = as_input(handle, x)
+    request = CamRequest(
+        handle,
+        resolve_layers(handle, layers),
+        eigen_smooth=eigen_smooth,
+        perturbation_batch=perturbation_batch,
+        max_channels=max_channels,
+    )
     if max_channels is not None:
-        if info.kind != "perturbation":
-            raise ExplainError("max_channels applies to Score-CAM and Ablation-CAM only.")
-        notes.append(
+        if cam.kind != "perturbation":
+            which = [m.title for m in METHOD_INFO.values() if m.kind == "perturbation"]
+            raise ExplainError(f"max_channels applies to {' and '.join(which)} only.")
+        request.note(
             f"approximate: only the {max_channels} channels of highest variance were perturbed."
         )
-
-    if aug_smooth:
-        if info.kind == "pixel":
-            raise ExplainError("aug_smooth is not available for pixel-level methods.")
-        base = handle.logits(x)
-        resolved = resolve_targets(
-            slice_targets(targets, 0, n, n) if targets is not None else None,
-            base,
-            handle.labels,
-            handle.class_index,
-        )
-        augmented = _augmentations(x)
-        fixed = targets if resolved.row_independent else repeat_targets(resolved, len(augmented))
-        big = torch.cat([a for a, _ in augmented])
-        inner = compute_cams(
-            handle,
-            big,
-            [i.name for i in infos],
-            info.name,
-            fixed,
-            eigen_smooth=eigen_smooth,
-            batch_size=batch_size,
-            perturbation_batch=perturbation_batch,
-            max_channels=max_channels,
-            progress=progress,
-        )
-        raw_out: dict[str, np.ndarray] = {}
-        for name, r in inner.raw.items():
-            parts = np.split(r, len(augmented))
-            parts = [
-                np.flip(part, axis=-1) if flip else part
-                for part, (_, flip) in zip(parts, augmented, strict=True)
-            ]
-            raw_out[name] = np.mean(parts, axis=0).astype(np.float32)
-        maps_out = {
-            name: normalize_maps(upsample(torch.from_numpy(r), size)).numpy()
-            for name, r in raw_out.items()
-        }
-        probs = torch.softmax(base, dim=1).numpy()
-        targets_out = resolved.indices if resolved.multi else resolved.indices[:, 0]
-        timings["total"] = time.perf_counter() - start
-        return CamResult(
-            maps_out,
-            raw_out,
-            targets_out,
-            probs,
-            info.name,
-            resolved.names,
-            timings=timings,
-            notes=[*notes, "averaged over 4 test-time augmentations (flip x brightness)."],
-        )
-
-    raws: dict[str, list[torch.Tensor]] = {i.name: [] for i in infos}
+    strategy = AugSmooth(cam) if aug_smooth else cam
+    n, size = len(x), (int(x.shape[-2]), int(x.shape[-1]))
+    start = time.perf_counter()
+    raws: dict[str, list[torch.Tensor]] = {info.name: [] for info in request.layers}
     pixels: dict[str, list[torch.Tensor]] = {}
     logits, indices, names, multi = [], [], [], False
     for lo in range(0, n, batch_size):
         hi = min(n, lo + batch_size)
-        p, raw, pix = _raw_maps(
-            handle,
-            x[lo:hi],
-            infos,
-            info,
-            slice_targets(targets, lo, hi, n),
-            eigen_smooth,
-            perturbation_batch,
-            max_channels,
-            progress,
-            notes,
-        )
-        for name, r in raw.items():
-            raws[name].append(r.float().cpu())
-        for name, px in pix.items():
+        chunk = dataclasses.replace(request, progress=within(progress, lo / n, hi / n, 1000 * n))
+        out = strategy.raw_maps(chunk, x[lo:hi], slice_targets(targets, lo, hi, n))
+        for name in raws:
+            raws[name].append(out.maps[name].float().cpu())
+        for name, px in out.pixels.items():
             pixels.setdefault(name, []).append(px.float().cpu())
-        logits.append(p.logits.cpu())
-        indices.append(p.resolved.indices)
-        names.extend(p.resolved.names)
-        multi = p.resolved.multi
-        if progress is not None and info.kind != "perturbation":
-            progress(hi, n, f"{info.title}: {hi}/{n} images")
-    timings["maps"] = time.perf_counter() - start
-    target_idx = np.concatenate(indices)
+        logits.append(out.logits.float().cpu())
+        indices.append(out.targets.indices)
+        names.extend(out.targets.names)
+        multi = out.targets.multi
+        notify(progress, 1000 * hi, 1000 * n, f"{cam.title}: {hi}/{n} images")
+    timings = {"maps": time.perf_counter() - start}
+
+    def keep(t: torch.Tensor) -> np.ndarray:
+        return np.ascontiguousarray((t if multi else t[:, 0]).numpy(), dtype=np.float32)
+
     maps_out, raw_out, pixels_out = {}, {}, {}
+    by_size: dict[tuple[int, ...], list[str]] = {}
     for name, parts in raws.items():
-        r = torch.cat(parts)  # (N, K, h, w)
-        up = normalize_maps(upsample(r, size)) if info.name != "fullgrad" else normalize_maps(r)
-        raw_out[name] = (r if multi else r[:, 0]).numpy().astype(np.float32)
-        maps_out[name] = (up if multi else up[:, 0]).numpy().astype(np.float32)
+        raw = torch.cat(parts) if len(parts) > 1 else parts[0]  # (N, K, h, w)
+        raw_out[name] = keep(raw)
         if name in pixels:
             px = torch.cat(pixels[name]).permute(0, 1, 3, 4, 2)  # (N, K, H, W, 3)
-            pixels_out[name] = (px if multi else px[:, 0]).numpy().astype(np.float32)
-            up = normalize_maps(px.abs().sum(dim=-1))  # the map of a pixel method: magnitude
-            maps_out[name] = (up if multi else up[:, 0]).numpy().astype(np.float32)
+            pixels_out[name] = keep(px)
+            maps_out[name] = keep(normalize_maps(px.abs().sum(dim=-1)))  # magnitude
+        else:
+            by_size.setdefault(tuple(raw.shape), []).append(name)
+    for shape, group in by_size.items():  # one upsampling per map size, not per layer
+        stacked = torch.stack([torch.from_numpy(raw_out[name]) for name in group])
+        scaled = normalize_maps(upsample(stacked.reshape(-1, *shape[-2:]), size))
+        for name, maps in zip(group, scaled.reshape(len(group), -1, *size), strict=True):
+            maps_out[name] = np.ascontiguousarray(
+                maps.reshape(raw_out[name].shape[:-2] + size).numpy()
+            )
+    target_idx = np.concatenate(indices)
     probs = torch.softmax(torch.cat(logits), dim=1).numpy()
     timings["total"] = time.perf_counter() - start
     return CamResult(
@@ -489,9 +126,9 @@ def compute_cams(
         raw_out,
         target_idx if multi else target_idx[:, 0],
         probs,
-        info.name,
+        cam.name,
         names,
         pixels=pixels_out,
         timings=timings,
-        notes=notes,
+        notes=request.notes,
     )

@@ -1,4 +1,4 @@
-"""Pixel-level gradients: guided backpropagation, and FullGrad.
+"""Pixel-level gradients: guided backpropagation and Guided Grad-CAM.
 
 Guided backpropagation changes how ReLU passes gradients back (only positive gradients, only
 where the input was positive). The model is never modified: a thread-local
@@ -8,20 +8,21 @@ during this call only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ..errors import ExplainError
-from ..layers import LayerInfo, first_tensor
+from ..hooks import first_tensor
 from ..models import ModelHandle
 from ..targets import ResolvedTargets, resolve_targets
-from .core import normalize_maps, upsample
+from .base import CamMethod, CamRequest, RawMaps
+from .core import upsample, weighted_maps
+from .forward import as_input, batched_grads, run_pass
+from .gradient import gradcam_weights
 
 
 class _GuidedReLU(torch.autograd.Function):
@@ -49,16 +50,14 @@ class _GuidedMode(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def guided_backprop_tensor(
+def guided_gradients(
     handle: ModelHandle, x: torch.Tensor, resolved: ResolvedTargets
 ) -> torch.Tensor:
     """Guided gradients ``(n, K, 3, H, W)`` of the resolved target scores w.r.t. the input."""
-    from .engine import _batched_grads
-
     with handle.lock, torch.enable_grad(), _GuidedMode():
         inp = x.to(handle.device).detach().requires_grad_(True)
         logits = first_tensor(handle.model(inp))
-        grads = _batched_grads(resolved.score_fn(logits).float(), [inp])[0]
+        grads = batched_grads(resolved.score_fn(logits).float(), [inp])[0]
     return grads.transpose(0, 1).detach().float().cpu()
 
 
@@ -74,60 +73,31 @@ def guided_backprop(handle: ModelHandle, x: Any, targets: Any = None) -> np.ndar
         ``(N, H, W, 3)`` float32 gradients (``(N, K, H, W, 3)`` for several targets per
         image); show them with :func:`explain.render.gradient_image`.
     """
-    from .engine import _as_input
-
-    x = _as_input(handle, x)
+    x = as_input(handle, x)
     resolved = resolve_targets(targets, handle.logits(x), handle.labels, handle.class_index)
-    grads = guided_backprop_tensor(handle, x, resolved).permute(0, 1, 3, 4, 2).numpy()
+    grads = guided_gradients(handle, x, resolved).permute(0, 1, 3, 4, 2).numpy()
     return grads if resolved.multi else grads[:, 0]
 
 
-def _bias_of(module: nn.Module) -> torch.Tensor | None:
-    """The bias a layer adds; for BatchNorm, its effective bias in eval mode."""
-    if isinstance(module, nn.BatchNorm2d):
-        if module.bias is None or module.running_mean is None:
-            return None
-        scale = module.weight / torch.sqrt(module.running_var + module.eps)
-        return (module.bias - module.running_mean * scale).detach()
-    bias = getattr(module, "bias", None)
-    return None if bias is None else bias.detach()
+@dataclass(frozen=True)
+class GuidedGradCam(CamMethod):
+    """Guided backpropagation times the upsampled Grad-CAM map (scaled to a maximum of 1, not
+    min-max: the product keeps Grad-CAM's zeros)."""
 
-
-def fullgrad_raw(
-    handle: ModelHandle, x: torch.Tensor, infos: Sequence[LayerInfo], targets: Any
-) -> tuple[Any, torch.Tensor]:
-    """FullGrad (Srinivas & Fleuret 2019) at input resolution, ``(n, K, H, W)``.
-
-    Sum of the normalised ``|x * dS/dx|`` (per colour channel) and, for every convolution and
-    batch-norm layer with a bias, the normalised ``|b * dS/db|`` maps summed over channels.
-    ``layers`` do not change it (the method uses all bias layers).
-    """
-    from .engine import _forward
-
-    modules = dict(handle.model.named_modules())
-    bias_layers = [
-        i
-        for i in handle.layers
-        if i.calls
-        and i.kind == "spatial"
-        and i.layout == "nchw"
-        and isinstance(modules[i.name], nn.Conv2d | nn.BatchNorm2d)
-        and _bias_of(modules[i.name]) is not None
-    ]
-    if not bias_layers:
-        raise ExplainError(
-            f"FullGrad needs convolution or batch-norm layers with biases; {handle.name} has none.",
-            hint="use method='gradcam'.",
-        )
-    p = _forward(handle, x, bias_layers, targets, with_grads=True, extra_inputs=True)
-    size = (int(x.shape[-2]), int(x.shape[-1]))
-    g_in = p.grads["<input>"]  # (K, n, 3, H, W)
-    total = normalize_maps((g_in.transpose(0, 1) * x[:, None].to(g_in)).abs().float().cpu()).sum(2)
-    for info in bias_layers:
-        g = p.grads[info.name]
-        if g is None:
-            continue
-        bias = _bias_of(modules[info.name]).float().cpu()
-        term = normalize_maps((g.cpu() * bias[None, None, :, None, None]).abs()).sum(2)
-        total = total + upsample(term, size)
-    return p, total
+    def raw_maps(self, request: CamRequest, x: torch.Tensor, targets: Any) -> RawMaps:
+        p = run_pass(request.handle, x, request.layers, targets, grads=True)
+        guided = guided_gradients(request.handle, x, p.targets)  # (n, K, 3, H, W)
+        maps, pixels = {}, {}
+        for info in request.layers:
+            acts, grads = p.acts[info.name], p.grads[info.name]
+            if grads is None:
+                request.note(f"the score does not depend on layer {info.name}: its map is zero.")
+                grads = torch.zeros(len(acts), p.targets.k, *acts.shape[1:])
+            raw = weighted_maps(gradcam_weights(acts, grads), acts, request.eigen_smooth)
+            up = upsample(raw, tuple(x.shape[-2:]))
+            peak = up.flatten(-2).max(dim=-1).values[..., None, None]
+            pixels[info.name] = (
+                guided * (up / torch.where(peak > 0, peak, torch.ones_like(peak)))[:, :, None]
+            )
+            maps[info.name] = raw
+        return RawMaps(p.logits, p.targets, maps, pixels)

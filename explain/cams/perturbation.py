@@ -15,13 +15,18 @@ change the result, so the map equals the plain computation:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from ..hooks import replace_first_tensor
-from ..layers import LayerInfo, first_tensor
+from ..hooks import Hooks, first_tensor
+from ..layers import LayerInfo
 from ..models import ModelHandle
-from .core import upsample
+from ..progress import notify
+from .base import CamMethod, CamRequest, RawMaps
+from .core import upsample, weighted_maps
+from .forward import run_pass
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]
 Report = Callable[[int, int], None]
@@ -109,22 +114,12 @@ def _run_ablated(
     ``whole=False``: the input stays batch 1 and the layer's hook returns the batch of copies,
     so only the layers after it process the batch. ``whole=True``: the plain computation.
     """
-    module = dict(handle.model.named_modules())[info.name]
-    calls = {"n": 0}
     copies = _zero_channels(native.expand(len(channels), *native.shape[1:]).clone(), channels, info)
-
-    def hook(_m: torch.nn.Module, _inputs: object, output: object) -> object:
-        calls["n"] += 1
-        if calls["n"] != max(info.calls, 1):  # only the call whose output the CAM describes
-            return None
-        return replace_first_tensor(output, copies)
-
-    handle_ = module.register_forward_hook(hook)
-    try:
+    # Only the call whose output the CAM describes (the last one) is replaced.
+    hooks = Hooks(handle.model).replace(info.name, lambda _t: copies, call=max(info.calls, 1))
+    with hooks:
         inp = x1.expand(len(channels), *x1.shape[1:]) if whole else x1
         return first_tensor(handle.model(inp)).float()
-    finally:
-        handle_.remove()
 
 
 #: Memory for one batch of ablated copies on the shortcut path (only the layers after the
@@ -220,3 +215,79 @@ def ablation_weights(
         else f"Ablation-CAM re-ran only the layers after {info.name}."
     )
     return weights, how
+
+
+def _per_image(
+    request: CamRequest,
+    x: torch.Tensor,
+    targets: Any,
+    weights_of: Callable[..., torch.Tensor],
+    title: str,
+) -> RawMaps:
+    """The shared loop of the perturbation methods: one forward pass for the activations and
+    the targets, then channel weights image by image and layer by layer."""
+    p = run_pass(request.handle, x, request.layers, targets, grads=False)
+    n, steps = len(x), len(x) * len(request.layers)
+    maps = {}
+    for li, info in enumerate(request.layers):
+        acts = p.acts[info.name]
+        per_image = []
+        for i in range(n):
+            step = li * n + i
+            message = f"{title} at {info.name}, image {i + 1}/{n}"
+
+            def report(done: int, todo: int, _step: int = step, _message: str = message) -> None:
+                notify(
+                    request.progress,
+                    1000 * _step + 1000 * done // max(todo, 1),
+                    1000 * steps,
+                    _message,
+                )
+
+            weights = weights_of(request, x[i : i + 1], info, p, i, report)  # (K, C)
+            per_image.append(weighted_maps(weights[None], acts[i : i + 1], request.eigen_smooth)[0])
+        maps[info.name] = torch.stack(per_image)
+    return RawMaps(p.logits, p.targets, maps)
+
+
+@dataclass(frozen=True)
+class ScoreCam(CamMethod):
+    """Score-CAM: channel weights from the scores of the input masked by each channel."""
+
+    def raw_maps(self, request: CamRequest, x: torch.Tensor, targets: Any) -> RawMaps:
+        def weights_of(req, x1, info, p, i, report):
+            return score_weights(
+                req.handle,
+                x1,
+                p.acts[info.name][i],
+                p.targets.scorer(i),
+                req.perturbation_batch,
+                req.max_channels,
+                report,
+            )
+
+        return _per_image(request, x, targets, weights_of, self.title)
+
+
+@dataclass(frozen=True)
+class AblationCam(CamMethod):
+    """Ablation-CAM: channel weights from the score drop when each channel is zeroed."""
+
+    def raw_maps(self, request: CamRequest, x: torch.Tensor, targets: Any) -> RawMaps:
+        def weights_of(req, x1, info, p, i, report):
+            weights, how = ablation_weights(
+                req.handle,
+                x1,
+                info,
+                p.native[info.name][i : i + 1],
+                p.acts[info.name][i],
+                p.targets.scorer(i),
+                req.perturbation_batch,
+                req.max_channels,
+                report,
+                logits=p.logits[i : i + 1],
+            )
+            req.note(how)
+            return weights
+
+        return _per_image(request, x, targets, weights_of, self.title)

@@ -21,7 +21,7 @@ import torch
 
 from ..cams import compute_cams
 from ..cams.core import CamResult
-from ..cams.engine import check_method
+from ..cams import check_method
 from ..errors import ExplainError
 from ..models import ModelHandle
 from .base import METRICS, Metric, resolve_metrics

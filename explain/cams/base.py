@@ -1,0 +1,174 @@
+"""What a CAM method is, and the registry of methods.
+
+A method is a :class:`CamMethod`: a description (title, kind, formula, reference, a plain
+sentence) and a strategy, :meth:`CamMethod.raw_maps`, that turns a batch of images into raw
+maps at the requested layers. The engine (:func:`explain.cams.compute_cams`) knows no method by
+name: it resolves the method in the registry, hands it a :class:`CamRequest`, and upsamples and
+normalises whatever comes back. A new method is one module with one :class:`CamMethod` subclass
+(or instance) and one :func:`register_method` call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..errors import ExplainError
+from ..layers import LayerInfo
+from ..models import ModelHandle
+from ..progress import Progress
+from ..targets import ResolvedTargets
+
+#: Kinds of method, for pages and reports that group them.
+KINDS = ("gradient", "activation", "perturbation", "pixel", "attention")
+
+
+@dataclass
+class CamRequest:
+    """Everything a method may use besides the images and the targets.
+
+    Attributes:
+        handle: the model.
+        layers: the requested layers (each with a spatial or token-grid output).
+        eigen_smooth: project contributions onto their first principal component.
+        perturbation_batch: perturbed copies per forward pass.
+        max_channels: perturb only this many channels (approximate Score-/Ablation-CAM).
+        progress: ``progress(done, total, message)``.
+        notes: methods append what a user should know about how the maps were made.
+    """
+
+    handle: ModelHandle
+    layers: list[LayerInfo]
+    eigen_smooth: bool = False
+    perturbation_batch: int = 64
+    max_channels: int | None = None
+    progress: Progress | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        """Add ``text`` to the notes once."""
+        if text not in self.notes:
+            self.notes.append(text)
+
+
+@dataclass
+class RawMaps:
+    """What a method returns for a batch of ``n`` images with ``K`` targets each.
+
+    Attributes:
+        logits: ``(n, classes)`` float32 of the model on the images.
+        targets: the resolved targets.
+        maps: layer -> ``(n, K, h, w)`` float32 raw maps (any resolution; the engine upsamples
+            them to the input size and normalises).
+        pixels: layer -> ``(n, K, 3, H, W)`` pixel-level attributions (pixel methods only; the
+            engine then shows their magnitude as the map).
+    """
+
+    logits: torch.Tensor
+    targets: ResolvedTargets
+    maps: dict[str, torch.Tensor]
+    pixels: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CamMethod:
+    """One method of the family: its description and its strategy.
+
+    Attributes:
+        name: the key accepted by ``compute_cams``.
+        title: display name.
+        kind: one of :data:`KINDS`.
+        needs_grad: whether a backward pass is needed.
+        summary: one plain sentence for non-specialists.
+        formula: the formula, as text.
+        reference: the paper.
+        eigen: always project onto the first principal component.
+    """
+
+    name: str
+    title: str
+    kind: str
+    needs_grad: bool
+    summary: str
+    formula: str
+    reference: str
+    eigen: bool = False
+
+    def raw_maps(self, request: CamRequest, x: torch.Tensor, targets: Any) -> RawMaps:
+        """Raw maps for the images ``x`` ``(n, 3, H, W)`` at ``request.layers``.
+
+        Args:
+            targets: any accepted form (see :mod:`explain.targets`), for these images.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement raw_maps")
+
+
+class _Names(Sequence[str]):
+    """The registered method names, always current (a read-only sequence)."""
+
+    def __init__(self, registry: dict[str, CamMethod]):
+        self._registry = registry
+
+    def __getitem__(self, index: Any) -> Any:
+        return tuple(self._registry)[index]
+
+    def __len__(self) -> int:
+        return len(self._registry)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tuple(self._registry))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._registry
+
+    def __repr__(self) -> str:
+        return repr(tuple(self._registry))
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, Sequence) else other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+
+#: name -> method, in registration order.
+METHOD_INFO: dict[str, CamMethod] = {}
+#: Names accepted by ``compute_cams(method=...)`` (always up to date with the registry).
+METHODS: Sequence[str] = _Names(METHOD_INFO)
+
+
+def register_method(method: CamMethod, *, replace: bool = False) -> CamMethod:
+    """Add ``method`` to the registry (``compute_cams`` accepts it by name from then on)."""
+    if method.kind not in KINDS:
+        raise ExplainError(f"Unknown method kind {method.kind!r}; use one of {', '.join(KINDS)}.")
+    if method.name in METHOD_INFO and not replace:
+        raise ExplainError(f"A method named {method.name!r} is already registered.")
+    METHOD_INFO[method.name] = method
+    return method
+
+
+def unregister_method(name: str) -> None:
+    """Remove a method from the registry (for tests and plug-ins)."""
+    METHOD_INFO.pop(name, None)
+
+
+def _key(name: str) -> str:
+    return name.lower().replace("++", "pp").replace("_", "").replace("-", "").replace(" ", "")
+
+
+def check_method(method: str | CamMethod) -> CamMethod:
+    """The :class:`CamMethod` for a name, spelt loosely ("Grad-CAM++", "score_cam", ...), or a
+    clear error listing the methods. A :class:`CamMethod` instance is returned as it is."""
+    if isinstance(method, CamMethod):
+        return method
+    by_key = {_key(name): name for name in METHOD_INFO}
+    by_key.update({_key(m.title): m.name for m in METHOD_INFO.values()})
+    key = _key(str(method))
+    if key not in by_key:
+        raise ExplainError(
+            f"Unknown method {method!r}.", hint=f"choose one of {', '.join(METHOD_INFO)}."
+        )
+    return METHOD_INFO[by_key[key]]

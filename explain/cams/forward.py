@@ -1,0 +1,178 @@
+"""The pass every CAM method shares: one forward pass that records all requested layers and,
+for gradient methods, one backward pass for all layers and all targets.
+
+Gradients are taken with ``torch.autograd.grad(scores, activations)``: no weight gradients, no
+``.backward()``. Autograd records only from the first requested layer on (the part of the
+network before it runs without a graph). Several targets per image share the forward pass
+through batched gradients. Hooks live only inside the pass, under the model's lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..errors import ExplainError, LayerError
+from ..hooks import Hooks, first_tensor
+from ..layers import LayerInfo, to_nchw
+from ..models import ModelHandle
+from ..targets import ResolvedTargets, resolve_targets
+
+#: The key of the input's gradient in :attr:`LayerPass.grads` (``input_grad=True``).
+INPUT = "<input>"
+
+
+@dataclass
+class LayerPass:
+    """What one pass over a batch of ``n`` images gives.
+
+    Attributes:
+        logits: ``(n, classes)`` float32, detached.
+        targets: the targets resolved on these logits (``K`` per image).
+        acts: layer -> ``(n, C, h, w)`` float32 activations as maps, detached.
+        grads: layer -> ``(n, K, C, h, w)`` float32 gradients of the K target scores, or None
+            when the scores do not depend on the layer (or no gradients were asked for);
+            :data:`INPUT` -> ``(n, K, 3, H, W)`` with ``input_grad``.
+        native: layer -> its output in its own layout (tokens, NHWC, ...), detached.
+    """
+
+    logits: torch.Tensor
+    targets: ResolvedTargets
+    acts: dict[str, torch.Tensor]
+    grads: dict[str, torch.Tensor | None] = field(default_factory=dict)
+    native: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def as_input(handle: ModelHandle, x: Any) -> torch.Tensor:
+    """Images or a tensor -> a contiguous ``(N, 3, H, W)`` float tensor."""
+    if not isinstance(x, torch.Tensor):
+        x = handle.preprocess(x)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ExplainError(f"Expected images or a (N, 3, H, W) tensor, got shape {tuple(x.shape)}.")
+    return x.float().contiguous()
+
+
+def resolve_layers(handle: ModelHandle, layers: str | Sequence[str] | None) -> list[LayerInfo]:
+    """The :class:`LayerInfo` of each requested layer (default: the model's usual CAM layer),
+    without repeats; each must have a spatial or token-grid output."""
+    if layers is None:
+        layers = [handle.default_layer]
+    elif isinstance(layers, str):
+        layers = [layers]
+    if len(layers) == 0:
+        raise LayerError("No layer was given.", hint=f"e.g. layers=[{handle.default_layer!r}]")
+    return [handle.map_layer(name) for name in dict.fromkeys(layers)]
+
+
+def batched_grads(scores: torch.Tensor, wrt: Sequence[torch.Tensor]) -> list[torch.Tensor | None]:
+    """``d scores[:, k] / d wrt`` for every ``k``, each as ``(K, *wrt.shape)``.
+
+    One backward when K == 1; for several targets one vectorised backward
+    (``is_grads_batched``), or one backward per target when an operation has no batching rule.
+    A tensor the scores do not depend on gets None.
+    """
+    k = scores.shape[1]
+    if not scores.requires_grad:
+        return [None] * len(wrt)
+    if k == 1:
+        grads = torch.autograd.grad(scores[:, 0].sum(), wrt, allow_unused=True)
+        return [None if g is None else g[None] for g in grads]
+    eye = torch.eye(k, device=scores.device, dtype=scores.dtype)
+    grad_outputs = eye[:, None, :].expand(k, scores.shape[0], k)
+    try:
+        return list(
+            torch.autograd.grad(
+                scores,
+                wrt,
+                grad_outputs=grad_outputs,
+                is_grads_batched=True,
+                allow_unused=True,
+                retain_graph=True,
+            )
+        )
+    except RuntimeError:  # an op without a batching rule: one backward per target instead
+        per_target = [
+            torch.autograd.grad(scores[:, j].sum(), wrt, allow_unused=True, retain_graph=True)
+            for j in range(k)
+        ]
+        return [
+            None if per_target[0][i] is None else torch.stack([p[i] for p in per_target])
+            for i in range(len(wrt))
+        ]
+
+
+def run_pass(
+    handle: ModelHandle,
+    x: torch.Tensor,
+    layers: Sequence[LayerInfo],
+    targets: Any,
+    *,
+    grads: bool,
+    input_grad: bool = False,
+    hooks: Hooks | None = None,
+) -> LayerPass:
+    """One forward pass recording every layer in ``layers``; with ``grads``, one backward pass
+    for all of them and all targets.
+
+    Args:
+        x: ``(n, 3, H, W)`` model input.
+        targets: any accepted targets form (resolved on this pass's logits).
+        grads: take the gradients of the target scores with respect to the layers.
+        input_grad: also with respect to the input (the whole forward is then recorded).
+        hooks: a :class:`~explain.hooks.Hooks` with more plans of the caller's (the pass adds
+            its recording to it); read what they captured from it afterwards.
+    """
+    names = [info.name for info in layers]
+    model = handle.model
+    hooks = (hooks or Hooks(model)).record(names, begin_graph=grads and not input_grad)
+    if grads and input_grad:
+        mode: Any = torch.enable_grad()
+    elif grads:
+        mode = torch.no_grad()  # the graph begins at the first recorded layer
+    else:
+        mode = torch.inference_mode()
+    with handle.lock, hooks, mode:
+        inp = x.to(handle.device)
+        if input_grad:
+            inp = inp.detach().requires_grad_(True)
+        logits = first_tensor(model(inp))
+        if logits is None or logits.ndim != 2:
+            raise ExplainError(f"{handle.name} did not return (N, classes) logits.")
+        resolved = resolve_targets(targets, logits.detach(), handle.labels, handle.class_index)
+        missing = [n for n in names if n not in hooks.outputs]
+        if missing:
+            raise LayerError(f"Layer(s) {', '.join(missing)} did not run in the forward pass.")
+        native = {n: hooks.outputs[n] for n in names}
+        raw_grads: dict[str, torch.Tensor | None] = {}
+        if grads:
+            with torch.enable_grad():
+                scores = resolved.score_fn(logits).float()
+                wrt = [native[n] for n in names] + ([inp] if input_grad else [])
+                found = batched_grads(scores, wrt)
+            raw_grads = dict(zip(names, found, strict=False))
+            if input_grad:
+                raw_grads[INPUT] = found[-1]
+    acts = {info.name: to_nchw(native[info.name].detach(), info).float() for info in layers}
+    out_grads: dict[str, torch.Tensor | None] = {}
+    for info in layers:
+        g = raw_grads.get(info.name)
+        if g is not None:  # (K, n, ...) -> (n, K, C, h, w)
+            k, b = g.shape[:2]
+            g = to_nchw(g.reshape(k * b, *g.shape[2:]), info).float()
+            g = g.reshape(k, b, *g.shape[1:]).transpose(0, 1)
+        out_grads[info.name] = g
+    if input_grad:
+        g = raw_grads.get(INPUT)
+        out_grads[INPUT] = None if g is None else g.transpose(0, 1).float()
+    return LayerPass(
+        logits.detach().float(),
+        resolved,
+        acts,
+        out_grads,
+        {n: t.detach() for n, t in native.items()},
+    )
