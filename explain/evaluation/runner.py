@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..cams import compute_cams
+from ..cams import check_method, compute_cams
 from ..cams.core import CamResult
-from ..cams import check_method
 from ..errors import ExplainError
 from ..models import ModelHandle
 from .base import METRICS, Metric, resolve_metrics
