@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from explain.errors import ImageLoadError, LayerError
-from explain.layers import LayerInfo, first_tensor, to_nchw
+from explain.hooks import Hooks, first_tensor
+from explain.layers import LayerInfo, to_nchw
 
 from .cache import ActivationStore, cache_key
 from .datasets import ImageDataset, load_dataset
@@ -104,53 +104,6 @@ def pool(output: torch.Tensor, info: LayerInfo, how: str) -> torch.Tensor:
     return tensor.mean(dim=dims) if how == "avg" else tensor.amax(dim=dims)
 
 
-class PoolingHooks:
-    """Forward hooks that pool chosen layers as the model runs; removed on exit.
-
-    Each hook replaces its entry of :attr:`outputs` with the pooled output (a module called
-    several times in one pass keeps its last call). Hold the model's lock around the block.
-
-    Args:
-        model: the module to hook (not modified otherwise).
-        infos: the layers.
-        poolings: layer name -> pooling (from :func:`resolve_pooling`).
-    """
-
-    def __init__(self, model: nn.Module, infos: Sequence[LayerInfo], poolings: Mapping[str, str]):
-        self.model = model
-        self.infos = list(infos)
-        self.poolings = dict(poolings)
-        self.outputs: dict[str, torch.Tensor] = {}
-        self._handles: list[Any] = []
-
-    def _hook(self, info: LayerInfo) -> Callable[..., None]:
-        how = self.poolings[info.name]
-
-        def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
-            self.outputs[info.name] = pool(output, info, how).float()
-
-        return hook
-
-    def __enter__(self) -> PoolingHooks:
-        self.outputs = {}
-        try:
-            for info in self.infos:
-                module = self.model.get_submodule(info.name)
-                self._handles.append(module.register_forward_hook(self._hook(info)))
-        except BaseException:
-            self.remove()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-
 def forward_pooled(
     handle: Any, x: torch.Tensor, infos: Sequence[LayerInfo], poolings: Mapping[str, str]
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -164,15 +117,22 @@ def forward_pooled(
     Returns:
         (layer -> ``(B, D)`` float32, softmax probabilities ``(B, num_classes)`` float32).
     """
-    with handle.lock, PoolingHooks(handle.model, infos, poolings) as hooks, torch.inference_mode():
+    by_name = {info.name: info for info in infos}
+    pooled: dict[str, torch.Tensor] = {}
+
+    def keep(name: str, output: torch.Tensor) -> None:  # a repeated call keeps its last output
+        pooled[name] = pool(output, by_name[name], poolings[name]).float()
+
+    hooks = Hooks(handle.model).watch(by_name, keep)
+    with handle.lock, hooks, torch.inference_mode():
         logits = first_tensor(handle.model(x.to(handle.device)))
-    missing = [info.name for info in infos if info.name not in hooks.outputs]
+    missing = [info.name for info in infos if info.name not in pooled]
     if missing:
         raise LayerError(
             f"Layers {missing} did not run in the forward pass.",
             hint="choose layers that the model's forward calls.",
         )
-    features = {name: out.cpu().numpy() for name, out in hooks.outputs.items()}
+    features = {name: out.cpu().numpy() for name, out in pooled.items()}
     probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
     return features, probs
 
