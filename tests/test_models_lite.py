@@ -15,6 +15,7 @@ from explain import ModelLoadError, TargetError, compute_cams, load_model
 from explain.builtin import BUILTIN_MODELS, available_models, is_available, load_builtin
 from explain.builtin.efficientnet_lite import LITE_VARIANTS, build_lite
 from explain.builtin.imagenet import imagenet_labels, imagenet_wnids, wnid_index
+from explain.builtin.samples import sample_photo, sample_photos
 from explain.layers import probe_model
 
 LITES = list(LITE_VARIANTS)
@@ -140,3 +141,21 @@ def test_availability():
     assert available_models()[:2] == ["shapes", "shapes-biased"]
     with pytest.raises(ModelLoadError, match="builtin:efficientnet-lite0"):
         load_model("builtin:efficientnet-lite9")
+
+
+def test_sample_photos_are_small_real_and_labelled_honestly(lite0):
+    photos = sample_photos()
+    assert [p.name for p in photos[:3]] == ["chelsea-the-cat", "espresso", "chinese-palace"]
+    assert len(photos) == 6 and sample_photo("dahlia").label is None
+    for photo in photos:
+        assert photo.path.suffix == ".jpg" and photo.path.stat().st_size <= 80_000
+        assert photo.load().shape[2] == 3 and min(photo.load().shape[:2]) >= 300
+        if photo.label is not None:
+            assert imagenet_labels()[photo.label] == photo.label_name
+    labelled = [p for p in photos if p.label is not None]
+    probs = lite0.predict(lite0.preprocess([p.path for p in labelled]))
+    top5 = np.argsort(-probs, axis=1)[:, :5]
+    assert all(p.label in row for p, row in zip(labelled, top5, strict=True)), top5
+    assert [lite0.labels[i] for i in top5[:, 0]][1:] == ["espresso", "palace"]
+    with pytest.raises(KeyError, match="chelsea-the-cat"):
+        sample_photo("nosuch")
