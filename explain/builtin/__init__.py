@@ -151,5 +151,5 @@ def to_tensor(images: np.ndarray, meta: dict | None = None) -> torch.Tensor:
         raise ValueError(f"expected (N, H, W, 3) uint8 RGB images, got {arr.shape} {arr.dtype}")
     mean = torch.tensor((meta or {}).get("mean", MEAN), dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor((meta or {}).get("std", STD), dtype=torch.float32).view(1, 3, 1, 1)
-    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div_(255.0)
-    return (x - mean) / std
+    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).contiguous()
+    return (x.float().div_(255.0) - mean) / std

@@ -63,7 +63,7 @@ def _as_input(handle: ModelHandle, x: Any) -> torch.Tensor:
         x = x[None]
     if x.ndim != 4 or x.shape[1] != 3:
         raise ExplainError(f"Expected images or a (N, 3, H, W) tensor, got shape {tuple(x.shape)}.")
-    return x.float()
+    return x.float().contiguous()  # a caller's channels-last tensor breaks x.view(...) models
 
 
 def _layer_infos(handle: ModelHandle, layers: str | Sequence[str] | None) -> list[LayerInfo]:
@@ -336,6 +336,45 @@ def _raw_maps(
     return p, raw, pixels
 
 
+# Why a map can come out constant (normalised to all zero), most specific first.
+_ZERO_ACTS = "the layer's activations are all zero for these images (a ReLU that never fires?)"
+_FLAT_ACTS = "the layer's activations are the same at every position"
+_ZERO_GRAD = (
+    "the gradient of the target score at this layer is zero: the score is saturated or does "
+    "not depend on the layer"
+)
+_NEGATIVE = (
+    "the weighted sum of the channels is <= 0 at every position, so the ReLU leaves nothing: "
+    "the activations count against the class (often a layer before its ReLU) or every channel "
+    "weight is zero"
+)
+
+
+def _constant_causes(
+    p: _Pass, raw: dict[str, torch.Tensor], method: CamMethod
+) -> dict[tuple[str, str], int]:
+    """``(layer, likely cause) -> count`` of the constant raw maps ``(n, K, h, w)`` of a chunk."""
+    counts: dict[tuple[str, str], int] = {}
+    for name, r in raw.items():
+        flat = torch.nan_to_num(r.float()).flatten(2)
+        constant = (flat.max(dim=-1).values - flat.min(dim=-1).values) <= 0  # (n, K)
+        grads = p.grads.get(name)
+        if not constant.any() or name not in p.acts or (method.needs_grad and grads is None):
+            continue  # a layer without gradient already has its note
+        for i, k in constant.nonzero().tolist():
+            acts = p.acts[name][i]  # (C, h, w)
+            if not acts.any():
+                cause = _ZERO_ACTS
+            elif bool((acts == acts.flatten(1)[:, :1, None]).all()):
+                cause = _FLAT_ACTS
+            elif method.needs_grad and grads is not None and not grads[i, k].any():
+                cause = _ZERO_GRAD
+            else:
+                cause = _NEGATIVE
+            counts[(name, cause)] = counts.get((name, cause), 0) + 1
+    return counts
+
+
 def _augmentations(x: torch.Tensor) -> list[tuple[torch.Tensor, bool]]:
     """Test-time augmentations: identity, horizontal flip, and both at 1.1x intensity."""
     flipped = torch.flip(x, dims=[-1])
@@ -445,6 +484,7 @@ def compute_cams(
     raws: dict[str, list[torch.Tensor]] = {i.name: [] for i in infos}
     pixels: dict[str, list[torch.Tensor]] = {}
     logits, indices, names, multi = [], [], [], False
+    constant: dict[tuple[str, str], int] = {}
     for lo in range(0, n, batch_size):
         hi = min(n, lo + batch_size)
         p, raw, pix = _raw_maps(
@@ -461,6 +501,9 @@ def compute_cams(
         )
         for name, r in raw.items():
             raws[name].append(r.float().cpu())
+        if info.kind != "pixel" and info.name != "fullgrad":
+            for key, count in _constant_causes(p, raw, info).items():
+                constant[key] = constant.get(key, 0) + count
         for name, px in pix.items():
             pixels.setdefault(name, []).append(px.float().cpu())
         logits.append(p.logits.cpu())
@@ -471,6 +514,11 @@ def compute_cams(
             progress(hi, n, f"{info.title}: {hi}/{n} images")
     timings["maps"] = time.perf_counter() - start
     target_idx = np.concatenate(indices)
+    for (name, cause), count in constant.items():
+        notes.append(
+            f"{info.title} gave a constant map (shown as all zero) at {name} for {count} of "
+            f"{target_idx.size} maps: {cause}."
+        )
     maps_out, raw_out, pixels_out = {}, {}, {}
     for name, parts in raws.items():
         r = torch.cat(parts)  # (N, K, h, w)
