@@ -159,3 +159,20 @@ def test_sample_photos_are_small_real_and_labelled_honestly(lite0):
     assert [lite0.labels[i] for i in top5[:, 0]][1:] == ["espresso", "palace"]
     with pytest.raises(KeyError, match="chelsea-the-cat"):
         sample_photo("nosuch")
+
+
+def test_caller_preprocessing_overrides_only_the_fields_given():
+    squash = load_model("builtin:efficientnet-lite0", device="cpu", preprocess={"resize": None})
+    pre = squash.preprocessor
+    assert (pre.input_size, pre.resize, pre.interpolation) == ((224, 224), None, "bicubic")
+    np.testing.assert_allclose(pre.mean, [127 / 255] * 3)
+    assert any("preprocessing given by the caller" in note for note in squash.notes)
+    half = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+    tv = load_model("torchvision:resnet18", weights=None, device="cpu", preprocess=half)
+    assert (tv.preprocessor.input_size, tv.preprocessor.resize) == ((224, 224), 256)
+    np.testing.assert_allclose(tv.preprocess([np.zeros((256, 300, 3), np.uint8)]).numpy(), -1.0)
+    small = load_model(
+        "torchvision:resnet18", weights=None, device="cpu", preprocess={"input_size": 96}
+    )
+    assert (small.preprocessor.input_size, small.preprocessor.resize) == ((96, 96), None)
+    assert small.layer("layer4").grid == (3, 3)
