@@ -62,7 +62,7 @@ _SPEC_HELP = (
 )
 
 
-def dry_run(
+def _dry_run(
     name: str, preprocessor: Preprocessor, call: Callable[[torch.Tensor], Any], device: Any
 ) -> Any:
     """``call(x)`` on a probe input ``x`` of shape ``(1, 3, H, W)`` (the preprocessing's size);
@@ -171,7 +171,7 @@ class ModelHandle:
         if self._probe is None:
             with self.lock:
                 if self._probe is None:
-                    self._probe = dry_run(
+                    self._probe = _dry_run(
                         self.name,
                         self.preprocessor,
                         lambda x: probe_model(self.model, x, prefer=self._preferred_layers),
@@ -755,7 +755,7 @@ def _load_user(
         preprocessor, notes = _as_preprocessor(preprocess)
     if labels is None:
         device = next(iter(model.parameters()), torch.empty(0)).device
-        out = dry_run(spec, preprocessor, _logits_of(model.eval()), device)
+        out = _dry_run(spec, preprocessor, _logits_of(model.eval()), device)
         if out is None or out.ndim != 2:
             raise ModelLoadError(
                 f"{spec} does not return (N, classes) logits "
@@ -891,7 +891,7 @@ def _check_label_count(
     device: torch.device,
 ) -> None:
     """Caller-given labels must match the model's output width (one cheap dry forward)."""
-    out = dry_run(display, preprocessor, _logits_of(model), device)
+    out = _dry_run(display, preprocessor, _logits_of(model), device)
     if out is None or int(out.shape[-1]) != len(labels):
         width = None if out is None else int(out.shape[-1])
         raise ModelLoadError(
