@@ -3,6 +3,10 @@
 Usage::
 
     python -m embeddings FOLDER --model SPEC --layers L1,L2 [--projection umap] --out DIR
+                         [--weights W] [--labels NAMES|FILE] [--input-size H[,W]]
+                         [--mean R,G,B --std R,G,B] [--resize N|F|none] [--model-arg KEY=VALUE]
+
+The model options are those of every command line (:mod:`explain.cli_options`).
 
 Writes to ``DIR``: ``features/<layer>.npy`` (pooled, ``(N, D)`` float32), ``samples.csv`` (one
 row per image: file, label, prediction, confidence), ``projections.csv``, ``metrics.csv``,
@@ -20,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from explain.cli_options import add_model_options, error_line, load_model_from_args
 from explain.errors import ExplainError
-from explain.preprocessing import Preprocess
 
 from .projection import METHODS
 
@@ -37,25 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a folder (one sub-folder per class, or flat), a .zip, "
         "an image file, or 'builtin:shapes'",
     )
-    parser.add_argument(
-        "--model",
-        required=True,
-        help="model spec, e.g. torchvision:resnet50, "
-        "hf:microsoft/resnet-50, builtin:shapes, package.module:factory",
-    )
-    parser.add_argument(
-        "--weights",
-        default="DEFAULT",
-        help="DEFAULT (pretrained), none (random), or a weights file",
-    )
-    parser.add_argument(
-        "--labels",
-        help="class names for a user model: comma-separated, or a text file with one per line",
-    )
-    parser.add_argument(
-        "--input-size",
-        help="input size H[,W] for a user model (images are resized to it, ImageNet normalisation)",
-    )
+    add_model_options(parser)
     parser.add_argument("--layers", help="comma-separated module paths (default: a few stages)")
     parser.add_argument("--projection", choices=METHODS, default="umap")
     parser.add_argument("--dim", type=int, choices=(2, 3), default=2)
@@ -63,7 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-images", type=int, help="sub-sample to this many, by class")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None, help="cpu, cuda (default: CUDA if available)")
     parser.add_argument(
         "--color-by", default="label", choices=("label", "prediction", "correct", "confidence")
     )
@@ -85,27 +70,12 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def _labels(value: str | None) -> list[str] | None:
-    if not value:
-        return None
-    path = Path(value)
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else value.split(",")
-    return [line.strip() for line in lines if line.strip()]
-
-
-def _preprocess(value: str | None) -> Preprocess | None:
-    if not value:
-        return None
-    sizes = [int(v) for v in value.replace("x", ",").split(",") if v.strip()]
-    return Preprocess(input_size=(sizes[0], sizes[-1]))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
     except ExplainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return 2
 
 
@@ -113,21 +83,12 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from explain import load_model
-
     from .collect import collect_activations
     from .figures import cka_heatmap, html_page, metrics_chart, small_multiples
     from .metrics import cka_matrix, layer_metrics
     from .projection import DEFAULT_METRIC, project_layers
 
-    weights = None if str(args.weights).lower() == "none" else args.weights
-    handle = load_model(
-        args.model,
-        weights=weights,
-        device=args.device,
-        labels=_labels(args.labels),
-        preprocess=_preprocess(args.input_size),
-    )
+    handle = load_model_from_args(args)
     layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
     cache = False if args.no_cache else args.cache_dir
     acts = collect_activations(

@@ -8,6 +8,7 @@ from .cams import METHOD_INFO, METHODS, CamResult, compute_cams, guided_backprop
 from .errors import (
     ExplainError,
     ImageLoadError,
+    InputSizeError,
     LayerError,
     ModelLoadError,
     NetworkError,
@@ -41,6 +42,7 @@ __all__ = [
     "Contrast",
     "ExplainError",
     "ImageLoadError",
+    "InputSizeError",
     "LayerError",
     "LayerInfo",
     "ModelHandle",

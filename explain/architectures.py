@@ -1,11 +1,12 @@
 """Architectures that are not in torchvision, for loading published weights.
 
-``cifar_resnet20`` follows He et al. 2016 (section 4.2): 3 stages of 3 basic blocks with
-16/32/64 channels, "option A" shortcuts (subsample and zero-pad channels, no parameters), global
-average pooling and one linear layer. Load with::
+The CIFAR ResNets follow He et al. 2016 (section 4.2): depth ``6n + 2`` (20, 32, 44, 56, 110),
+3 stages of ``n`` basic blocks with 16/32/64 channels, "option A" shortcuts (subsample and
+zero-pad channels, no parameters), global average pooling and one linear layer. Load with::
 
     load_model("explain.architectures:cifar_resnet20", weights="resnet20.th",
                labels=CIFAR10_CLASSES, preprocess=CIFAR10_PREPROCESS)
+    load_model("explain.architectures:cifar_resnet(depth=56)", weights="resnet56.th", ...)
 """
 
 from __future__ import annotations
@@ -88,6 +89,43 @@ class CifarResNet(nn.Module):
         return self.linear(torch.flatten(self.pool(out), 1))
 
 
+#: Depths of the paper's CIFAR ResNets (Table 6) and their parameter counts there.
+CIFAR_RESNET_DEPTHS = {20: "0.27M", 32: "0.46M", 44: "0.66M", 56: "0.85M", 110: "1.7M"}
+
+
+def cifar_resnet(depth: int = 20, num_classes: int = 10) -> CifarResNet:
+    """A CIFAR ResNet of ``depth = 6n + 2`` layers (20, 32, 44, 56, 110, or any such depth).
+
+    Raises:
+        ValueError: ``depth`` is not of the form ``6n + 2`` with ``n >= 1``.
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ValueError(
+            f"A CIFAR ResNet has depth 6n + 2 (20, 32, 44, 56, 110, ...), not {depth!r}."
+        )
+    return CifarResNet(blocks_per_stage=(depth - 2) // 6, num_classes=num_classes)
+
+
 def cifar_resnet20(num_classes: int = 10) -> CifarResNet:
     """ResNet-20 for CIFAR-10 (0.27 M parameters)."""
-    return CifarResNet(blocks_per_stage=3, num_classes=num_classes)
+    return cifar_resnet(20, num_classes)
+
+
+def cifar_resnet32(num_classes: int = 10) -> CifarResNet:
+    """ResNet-32 for CIFAR-10 (0.46 M parameters)."""
+    return cifar_resnet(32, num_classes)
+
+
+def cifar_resnet44(num_classes: int = 10) -> CifarResNet:
+    """ResNet-44 for CIFAR-10 (0.66 M parameters)."""
+    return cifar_resnet(44, num_classes)
+
+
+def cifar_resnet56(num_classes: int = 10) -> CifarResNet:
+    """ResNet-56 for CIFAR-10 (0.85 M parameters)."""
+    return cifar_resnet(56, num_classes)
+
+
+def cifar_resnet110(num_classes: int = 10) -> CifarResNet:
+    """ResNet-110 for CIFAR-10 (1.7 M parameters)."""
+    return cifar_resnet(110, num_classes)

@@ -4,6 +4,10 @@
 
     python -m explain IMAGE... --model SPEC [--weights W] [--layers L1,L2] [--method gradcam]
                       [--target auto|IDX|NAME|topK] --out DIR
+                      [--labels NAMES|FILE] [--input-size H[,W]] [--mean R,G,B --std R,G,B]
+                      [--resize N|F|none] [--model-arg KEY=VALUE] [--device D]
+
+The model options are those of every command line (:mod:`explain.cli_options`).
 
 For every image, method, layer (and class, with ``--target topK``) it writes
 ``<stem>__<method>__<layer>.png`` (the overlay), ``.npy`` (the normalised map, ``(H, W)``
@@ -36,9 +40,16 @@ from PIL import Image
 from tqdm import tqdm
 
 from .cams import METHOD_INFO, METHODS, CamResult, check_method, compute_cams
+from .cli_options import (
+    add_model_options,
+    error_line,
+    load_model_from_args,
+    parse_weights,
+    split_list,
+)
 from .errors import ExplainError, LayerError, TargetError
 from .images import LoadedImage, load_images
-from .models import DEFAULT, ModelHandle, load_model
+from .models import ModelHandle
 from .render import COLORMAPS, gradient_image, overlay
 from .targets import TopK
 
@@ -49,12 +60,21 @@ TOP_PREDICTIONS = 5
 _UNSAFE = re.compile(r"[^\w.+=-]+")
 
 
+__all__ = [
+    "build_parser",
+    "expand_inputs",
+    "main",
+    "parse_weights",
+    "resolve_layers",
+    "resolve_methods",
+    "resolve_target",
+    "safe_part",
+    "split_list",
+    "unique_names",
+]
+
+
 # -- parsing helpers ----------------------------------------------------------------------------
-def split_list(text: str) -> list[str]:
-    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
 def safe_part(text: str) -> str:
     """A piece of a file name: anything but letters, digits and ``. _ - + =`` becomes ``_``."""
     return _UNSAFE.sub("_", text).strip() or "_"
@@ -145,18 +165,6 @@ def resolve_target(handle: ModelHandle, text: str) -> Any:
     return handle.class_index(t)  # raises with close label names
 
 
-def parse_weights(text: str) -> Any:
-    """``DEFAULT``/``pretrained`` -> pretrained, ``none``/``random`` -> random init, else a file
-    or a weights name."""
-    if Path(text).exists():
-        return text
-    if text.lower() in ("default", "pretrained"):
-        return DEFAULT
-    if text.lower() in ("none", "random"):
-        return None
-    return text
-
-
 def expand_inputs(
     items: Sequence[str], exclude: Path | None = None
 ) -> tuple[list[Path], list[dict[str, str]]]:
@@ -218,19 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--layers layer3,layer4 --method gradcam,scorecam --out maps/",
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
-    parser.add_argument(
-        "--model",
-        required=True,
-        metavar="SPEC",
-        help="torchvision:<name>, hf:<hub id or folder>, builtin:shapes, package.module:factory",
-    )
-    parser.add_argument(
-        "--weights",
-        default=DEFAULT,
-        metavar="W",
-        help="DEFAULT (pretrained, the default), none (random init), a weights name such as "
-        "IMAGENET1K_V2, or a state-dict / safetensors file",
-    )
+    add_model_options(parser)
     parser.add_argument(
         "--layers",
         default="default",
@@ -259,7 +255,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--batch-size", type=_positive_int, default=16, help="images per pass (default: 16)"
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument(
         "--aug-smooth", action="store_true", help="average over flipped / brightened copies"
     )
@@ -324,9 +319,7 @@ class _Run:
         """Load the model and check layers and target (usage errors come out here)."""
         args = self.args
         t0 = time.perf_counter()
-        self.handle = load_model(
-            args.model, weights=parse_weights(args.weights), device=args.device
-        )
+        self.handle = load_model_from_args(args)
         self.timings["load_model"] = time.perf_counter() - t0
         self.layers = resolve_layers(self.handle, args.layers)
         self.targets = resolve_target(self.handle, args.target)
@@ -554,7 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ExplainError, OSError, KeyboardInterrupt) as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         message = "interrupted by the user" if interrupted else str(exc)
-        print("interrupted" if interrupted else f"error: {message}", file=sys.stderr)
+        print("interrupted" if interrupted else error_line(exc), file=sys.stderr)
         if run is not None and run.handle is not None and run.out.is_dir():
             run.status, run.error = ("interrupted" if interrupted else "error"), message
             with contextlib.suppress(OSError):

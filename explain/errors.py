@@ -29,6 +29,10 @@ class NetworkError(ModelLoadError, ConnectionError):
     """A download was needed and the network (or the remote file) was not reachable."""
 
 
+class InputSizeError(ModelLoadError):
+    """A model whose forward pass fails on an input of the size its preprocessing gives."""
+
+
 class WeightsError(ModelLoadError):
     """A weights/checkpoint file that is missing, corrupt, unsafe or does not fit the model."""
 

@@ -5,6 +5,10 @@
     python -m explain.evaluate --model SPEC [--weights W] --data FOLDER|builtin:shapes
                                [--methods gradcam,gradcampp] [--layers L1,L2]
                                [--metrics deletion,insertion|faithfulness|all] --out DIR
+                               [--labels ...] [--input-size H[,W]] [--mean R,G,B --std R,G,B]
+                               [--resize N|F|none] [--model-arg KEY=VALUE] [--device D]
+
+The model options are those of every command line (:mod:`explain.cli_options`).
 
 Writes ``table.csv`` (one row per image x method x layer x metric), ``summary.csv`` (per
 method, layer and metric, with the random-map and Gaussian-map baselines), ``curves.csv`` (per
@@ -29,10 +33,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .cli import parse_weights, resolve_layers, resolve_methods, split_list
+from .cli import resolve_layers, resolve_methods
+from .cli_options import add_model_options, error_line, load_model_from_args, split_list
 from .errors import ExplainError
 from .evaluation import METRICS, evaluate, find_bias, shapes_bias_study
-from .models import DEFAULT, ModelHandle, load_model
+from .models import ModelHandle
 
 
 def _positive_int(text: str) -> int:
@@ -63,14 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: python -m explain.evaluate --model builtin:shapes --data builtin:shapes "
         "--methods gradcam,gradcampp --layers layer3 --max-images 100 --out eval/",
     )
-    parser.add_argument(
-        "--model",
-        metavar="SPEC",
-        help="model spec, e.g. builtin:shapes (needed unless --bias-study)",
-    )
-    parser.add_argument(
-        "--weights", default=DEFAULT, metavar="W", help="DEFAULT, none, a name or a file"
-    )
+    add_model_options(parser, required=False)  # --model is needed unless --bias-study
     parser.add_argument(
         "--data",
         default="builtin:shapes",
@@ -107,7 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sanity-images", type=_positive_int, default=None, metavar="N")
     parser.add_argument("--batch-size", type=_positive_int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--region", type=_box, default=None, metavar="X0,Y0,X1,Y1", help="check reliance on it"
     )
@@ -159,7 +156,7 @@ def _run(args: argparse.Namespace) -> str:
                 json.dumps({"verdicts": study.verdicts}, indent=2), encoding="utf-8"
             )
             return "\n".join(f"{model}: {verdict}" for model, verdict in study.verdicts.items())
-        handle = load_model(args.model, weights=parse_weights(args.weights), device=args.device)
+        handle = load_model_from_args(args)
         layers = resolve_layers(handle, args.layers)
         methods = resolve_methods(args.methods)
         metrics = None if args.metrics.strip().lower() == "all" else split_list(args.metrics)
@@ -220,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (ExplainError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return 2
     if not args.quiet:
         print(text)

@@ -5,7 +5,7 @@ Specs::
 
     torchvision:<name>          any classifier in torchvision.models.list_models(module=models)
     hf:<hub id or folder>       AutoModelForImageClassification (+ AutoImageProcessor)
-    builtin:<name>              shipped with the project, offline (see explain.builtin)
+    builtin:<name>              offline: shapes, shapes-biased, efficientnet-lite0/1/2 (ImageNet)
     <package.module>:<factory>  a user's own architecture (also: an nn.Module or a callable)
 """
 
@@ -19,7 +19,7 @@ import importlib.util
 import os
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -29,10 +29,25 @@ import torch
 from torch import nn
 
 from .checkpoints import load_weights, match_keys, read_state_dict
-from .errors import LayerError, ModelLoadError, NetworkError, TargetError
+from .errors import (
+    ExplainError,
+    InputSizeError,
+    LayerError,
+    ModelLoadError,
+    NetworkError,
+    TargetError,
+)
+from .factory_spec import format_factory_args, split_factory_args
 from .images import ImageSource
 from .layers import LayerInfo, Probe, block_layers, first_tensor, probe_model, stage_layers
-from .preprocessing import CallablePreprocess, HFPreprocess, Preprocess, Preprocessor
+from .preprocessing import (
+    IMAGENET_DEFAULT,
+    CallablePreprocess,
+    HFPreprocess,
+    Preprocess,
+    Preprocessor,
+    with_overrides,
+)
 
 #: ``weights=DEFAULT`` asks for the source's own pretrained weights (downloaded when needed).
 DEFAULT = "DEFAULT"
@@ -42,9 +57,33 @@ _TORCHVISION_DEFAULT_LAYERS = {"squeezenet": ("features",)}
 
 _SPEC_HELP = (
     "use 'torchvision:<name>' (e.g. torchvision:resnet50), 'hf:<hub id or local folder>' "
-    "(e.g. hf:microsoft/resnet-50), 'builtin:shapes', or 'package.module:factory' for your own "
-    "architecture."
+    "(e.g. hf:microsoft/resnet-50), 'builtin:efficientnet-lite0' (ImageNet, offline), "
+    "'builtin:shapes', or 'package.module:factory' for your own architecture."
 )
+
+
+def _dry_run(
+    name: str, preprocessor: Preprocessor, call: Callable[[torch.Tensor], Any], device: Any
+) -> Any:
+    """``call(x)`` on a probe input ``x`` of shape ``(1, 3, H, W)`` (the preprocessing's size);
+    whatever the model's own code raises becomes an :class:`InputSizeError` that says which
+    size was tried and how to give the right preprocessing."""
+    h, w = preprocessor.input_size
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 3, h, w, generator=generator).to(device)
+    try:
+        return call(x)
+    except ExplainError:
+        raise
+    except Exception as exc:  # the model's own forward: any error type is possible
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise InputSizeError(
+            f"The forward pass of {name} failed on a probe input of shape (1, 3, {h}, {w}) "
+            f"({preprocessor.describe()}): {type(exc).__name__}: {reason}",
+            hint="give the input size and normalisation the model was trained with, e.g. "
+            "load_model(..., preprocess=Preprocess(input_size=(32, 32), mean=(...), std=(...))) "
+            "or on the command line --input-size 32 --mean R,G,B --std R,G,B.",
+        ) from exc
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -132,9 +171,12 @@ class ModelHandle:
         if self._probe is None:
             with self.lock:
                 if self._probe is None:
-                    generator = torch.Generator().manual_seed(0)
-                    x = torch.randn(1, 3, *self.input_size, generator=generator).to(self.device)
-                    self._probe = probe_model(self.model, x, prefer=self._preferred_layers)
+                    self._probe = _dry_run(
+                        self.name,
+                        self.preprocessor,
+                        lambda x: probe_model(self.model, x, prefer=self._preferred_layers),
+                        self.device,
+                    )
         return self._probe
 
     @property
@@ -220,6 +262,7 @@ class ModelHandle:
         """Logits ``(N, num_classes)`` float32 on the CPU, without gradients."""
         if not isinstance(x, torch.Tensor):
             x = self.preprocess(x)
+        x = x.contiguous()  # a caller's channels-last tensor breaks models that call x.view(...)
         chunks = []
         with self.lock, torch.inference_mode():
             for start in range(0, len(x), batch_size):
@@ -604,19 +647,20 @@ def _load_builtin(name: str, weights: Any) -> dict:
             f"There is no built-in model {name!r}.",
             hint=f"available: {', '.join('builtin:' + n for n in BUILTIN_MODELS)}.",
         )
-    model, labels, meta = load_builtin(name)
+    # Only the shipped weights need loading; random or a user's file start from a fresh model.
+    model, labels, meta = load_builtin(name, pretrained=weights == DEFAULT)
     notes = []
     if weights is None:
-        for module in model.modules():
-            if hasattr(module, "reset_parameters") and module is not model:
-                module.reset_parameters()
         notes.append("random weights (weights=None).")
     elif weights != DEFAULT:
         load_weights(model, weights)
-    preprocessor = Preprocess(
-        input_size=tuple(meta["input_size"]), mean=tuple(meta["mean"]), std=tuple(meta["std"])
-    )
-    return {"model": model, "labels": labels, "preprocessor": preprocessor, "notes": notes}
+    return {
+        "model": model,
+        "labels": labels,
+        "preprocessor": Preprocess.from_dict(meta),
+        "notes": notes,
+        "default_layers": (meta["default_layer"],) if "default_layer" in meta else (),
+    }
 
 
 def _import_factory(ref: str) -> Callable[[], nn.Module]:
@@ -630,6 +674,12 @@ def _import_factory(ref: str) -> Callable[[], nn.Module]:
     try:
         factory = functools.reduce(getattr, attr.split("."), module)
     except AttributeError as exc:
+        if "." not in module_name:  # "timm:resnet50" reads like a source, not a factory
+            raise ModelLoadError(
+                f"Unknown model source {module_name!r} in {ref!r} (the installed package "
+                f"{module_name!r} has no attribute {attr!r}).",
+                hint=_SPEC_HELP,
+            ) from exc
         raise ModelLoadError(
             f"{module_name!r} has no attribute {attr!r}.",
             hint="give 'package.module:factory' with a callable that returns an nn.Module.",
@@ -637,9 +687,9 @@ def _import_factory(ref: str) -> Callable[[], nn.Module]:
     return factory
 
 
-def _as_preprocessor(preprocess: Any, model: nn.Module) -> tuple[Preprocessor, list[str]]:
+def _as_preprocessor(preprocess: Any) -> tuple[Preprocessor, list[str]]:
     if preprocess is None:
-        return Preprocess(input_size=(224, 224), resize=256), [
+        return IMAGENET_DEFAULT, [
             "no preprocessing given: ImageNet defaults (resize 256, crop 224, ImageNet mean/std)."
         ]
     if isinstance(preprocess, Preprocess | HFPreprocess | CallablePreprocess):
@@ -657,33 +707,60 @@ def _as_preprocessor(preprocess: Any, model: nn.Module) -> tuple[Preprocessor, l
     )
 
 
+def _override_preprocessor(base: Preprocessor, preprocess: Any) -> Preprocessor:
+    """The caller's preprocessing for a model that has its own: a dict replaces only the fields
+    it names (see :func:`~explain.preprocessing.with_overrides`), anything else all of it."""
+    if isinstance(preprocess, dict):
+        try:
+            return with_overrides(base, preprocess)
+        except (TypeError, ValueError) as exc:
+            raise ModelLoadError(f"preprocess={preprocess!r} is not understood: {exc}") from exc
+    return _as_preprocessor(preprocess)[0]
+
+
 def _load_user(
     obj: nn.Module | Callable[[], nn.Module],
     weights: Any,
     spec: str,
     labels: Sequence[str] | None,
     preprocess: Any,
+    factory_args: Mapping[str, Any] | None = None,
 ) -> dict:
     if isinstance(obj, nn.Module):
+        if factory_args:
+            raise ModelLoadError(
+                f"Factory arguments were given, but {spec} is a model object, not a factory."
+            )
         model = obj
     else:
         try:
-            model = obj()
-        except TypeError as exc:
+            model = obj(**(factory_args or {}))
+        except ExplainError:
+            raise
+        except Exception as exc:  # the user's own code: any error type is possible
             raise ModelLoadError(
-                f"Calling the factory {spec!r} failed: {exc}",
-                hint="the factory must take no required arguments.",
+                f"Calling the factory {spec!r} with {dict(factory_args or {})} failed: "
+                f"{type(exc).__name__}: {exc}",
+                hint="give the factory's required arguments in the spec, e.g. "
+                "'pkg.module:factory(depth=56)', or as model_args={'depth': 56} "
+                "(command line: --model-arg depth=56).",
             ) from exc
         if not isinstance(model, nn.Module):
             raise ModelLoadError(f"{spec!r} returned {type(model).__name__}, not an nn.Module.")
     if weights is not None and weights != DEFAULT:
         load_weights(model, weights)
-    preprocessor, notes = _as_preprocessor(preprocess, model)
+    if isinstance(preprocess, dict):
+        preprocessor, notes = _override_preprocessor(IMAGENET_DEFAULT, preprocess), []
+    else:
+        preprocessor, notes = _as_preprocessor(preprocess)
     if labels is None:
-        with torch.inference_mode():
-            device = next(iter(model.parameters()), torch.empty(0)).device
-            out = first_tensor(
-                model.eval()(torch.zeros(1, 3, *preprocessor.input_size, device=device))
+        device = next(iter(model.parameters()), torch.empty(0)).device
+        out = _dry_run(spec, preprocessor, _logits_of(model.eval()), device)
+        if out is None or out.ndim != 2:
+            raise ModelLoadError(
+                f"{spec} does not return (N, classes) logits "
+                f"(got {None if out is None else tuple(out.shape)}).",
+                hint="the model's forward must return a (N, num_classes) tensor.",
             )
         labels = _generic_labels(int(out.shape[-1]))
         notes.append("no labels given: classes are named by index.")
@@ -700,21 +777,26 @@ def load_model(
     preprocess: Any = None,
     trust_remote_code: bool = False,
     name: str | None = None,
+    model_args: Mapping[str, Any] | None = None,
 ) -> ModelHandle:
     """Load a classifier and wrap it in a :class:`ModelHandle`.
 
     Args:
         spec: ``"torchvision:<name>"``, ``"hf:<hub id or folder>"``, ``"builtin:<name>"``,
-            ``"package.module:factory"``, an ``nn.Module`` or a factory callable.
+            ``"package.module:factory"`` (with keyword arguments as Python literals:
+            ``"package.module:factory(depth=56)"``), an ``nn.Module`` or a factory callable.
         weights: ``"DEFAULT"`` (the source's pretrained weights, downloaded on first use),
             ``None`` (random initialisation), a path to a state-dict / checkpoint /
             safetensors file, or a torchvision weights name such as ``"IMAGENET1K_V2"``.
         device: ``None``/``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
         labels: class names (overrides those of the source).
-        preprocess: for user models, an :class:`~explain.preprocessing.Preprocess`, a dict of
-            its fields, or a callable ``PIL image -> (3, H, W) tensor``.
+        preprocess: an :class:`~explain.preprocessing.Preprocess`, a callable ``PIL image ->
+            (3, H, W) tensor``, or a dict of some of ``input_size``, ``resize``,
+            ``crop_fraction``, ``mean``, ``std``, ``interpolation`` (the rest stay the
+            source's own, or ImageNet's defaults for user models). Overrides the source's own.
         trust_remote_code: let Hugging Face run the repository's own code (off by default).
         name: display name (default: from the spec).
+        model_args: keyword arguments for a user factory (over those written in the spec).
 
     Raises:
         ModelLoadError: (or its subclasses NetworkError, WeightsError) with what to do instead.
@@ -726,28 +808,45 @@ def load_model(
             if isinstance(spec, nn.Module)
             else getattr(spec, "__name__", "model")
         )
-        parts = _load_user(spec, weights, display, labels, preprocess)
-        source, spec_text = "user", f"user:{display}"
+        parts = _load_user(spec, weights, display, labels, preprocess, model_args)
+        source, spec_text = "user", f"user:{format_factory_args(display, dict(model_args or {}))}"
     elif isinstance(spec, str):
         spec_text = spec.strip()
         scheme, sep, ref = spec_text.partition(":")
         if not sep or not ref:
             raise ModelLoadError(f"Model spec {spec!r} names no source.", hint=_SPEC_HELP)
         scheme = scheme.lower()
+        is_user = scheme not in ("torchvision", "hf", "builtin") and bool(
+            scheme == "python" or "." in scheme or importlib.util.find_spec(scheme)
+        )
+        if model_args and not is_user:
+            raise ModelLoadError(
+                f"Factory arguments {dict(model_args)} were given for {spec_text!r}.",
+                hint="they apply to your own 'package.module:factory' models only.",
+            )
         if scheme == "torchvision":
             parts = _load_torchvision(ref, weights, spec_text, labels)
         elif scheme == "hf":
             parts = _load_hf(ref, weights, spec_text, labels, trust_remote_code)
         elif scheme == "builtin":
             parts = _load_builtin(ref, weights)
-        elif scheme == "python" or (ref and "." in scheme) or importlib.util.find_spec(scheme):
+        elif is_user:
             target = ref if scheme == "python" else spec_text
-            parts = _load_user(_import_factory(target), weights, target, labels, preprocess)
+            target, args = split_factory_args(target)
+            args.update(model_args or {})
+            factory = _import_factory(target)
+            parts = _load_user(factory, weights, target, labels, preprocess, args)
+            spec_text = format_factory_args(spec_text.partition("(")[0].strip(), args)
             scheme = "user"
         else:
             raise ModelLoadError(f"Unknown model source {scheme!r} in {spec!r}.", hint=_SPEC_HELP)
         if labels is not None:
             parts["labels"] = labels
+        if preprocess is not None and scheme != "user":
+            parts["preprocessor"] = _override_preprocessor(parts["preprocessor"], preprocess)
+            parts.setdefault("notes", []).append(
+                f"preprocessing given by the caller: {parts['preprocessor'].describe()}."
+            )
         source = scheme
         display = name or spec_text
     else:
@@ -772,6 +871,18 @@ def load_model(
     )
 
 
+def _logits_of(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor | None]:
+    def call(x: torch.Tensor) -> torch.Tensor | None:
+        with torch.inference_mode():
+            out = first_tensor(model(x))
+        if out is not None and out.ndim >= 1 and out.shape[0] != x.shape[0]:
+            # e.g. x.view(-1, 3, 32, 32) on a larger image cuts it into several "images"
+            raise ValueError(f"it returned {out.shape[0]} rows of scores for {x.shape[0]} image")
+        return out
+
+    return call
+
+
 def _check_label_count(
     model: nn.Module,
     preprocessor: Preprocessor,
@@ -780,8 +891,7 @@ def _check_label_count(
     device: torch.device,
 ) -> None:
     """Caller-given labels must match the model's output width (one cheap dry forward)."""
-    with torch.inference_mode():
-        out = first_tensor(model(torch.zeros(1, 3, *preprocessor.input_size, device=device)))
+    out = _dry_run(display, preprocessor, _logits_of(model), device)
     if out is None or int(out.shape[-1]) != len(labels):
         width = None if out is None else int(out.shape[-1])
         raise ModelLoadError(

@@ -8,7 +8,7 @@ Every preprocessor has two steps, exposed separately so overlays line up with th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -74,9 +74,9 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, meta: dict[str, Any]) -> Preprocess:
-        """From ``{"input_size": ..., "resize": ..., "mean": ..., "std": ...}``."""
-        known = {"input_size", "resize", "mean", "std", "interpolation"}
-        return cls(**{k: v for k, v in meta.items() if k in known})
+        """From ``{"input_size": ..., "resize": ..., "mean": ..., "std": ...}``; fields left out
+        take ImageNet's defaults (see :func:`with_overrides`)."""
+        return with_overrides(IMAGENET_DEFAULT, meta)
 
     def geometry(self, image: Image.Image) -> Image.Image:
         """Resize / crop one RGB image to ``input_size`` (what the model sees)."""
@@ -94,11 +94,12 @@ class Preprocess:
         return np.stack([np.asarray(self.geometry(img), dtype=np.uint8) for img in rgb])
 
     def normalize(self, pixels: np.ndarray) -> torch.Tensor:
-        """(N, H, W, 3) uint8 -> (N, 3, H, W) float32, normalised."""
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float() / 255.0
+        """(N, H, W, 3) uint8 -> (N, 3, H, W) float32, normalised, contiguous."""
+        # contiguous(): a permuted (channels-last) tensor breaks models that call x.view(...)
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).contiguous()
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)
-        return (x - mean) / std
+        return (x.float() / 255.0 - mean) / std
 
     def __call__(self, images: ImageSource | Sequence[ImageSource]) -> torch.Tensor:
         return self.normalize(self.prepare(images))
@@ -111,6 +112,43 @@ class Preprocess:
             else (f"resize shorter side to {self.resize}, centre-crop {h}x{w}")
         )
         return f"{how}, {self.interpolation}, normalise mean={self.mean} std={self.std}"
+
+
+#: What a model of unknown origin gets: resize the shorter side to 256, centre-crop 224x224,
+#: ImageNet mean and std.
+IMAGENET_DEFAULT = Preprocess(input_size=(224, 224), resize=256)
+_FIELDS = ("input_size", "resize", "mean", "std", "interpolation")
+
+
+def with_overrides(base: Any, overrides: dict[str, Any]) -> Preprocess:
+    """``base`` preprocessing with some fields replaced.
+
+    Args:
+        base: a :class:`Preprocess` (or any preprocessor with ``input_size``, whose other fields
+            then take ImageNet's defaults).
+        overrides: any of ``input_size``, ``resize``, ``mean``, ``std``, ``interpolation``, and
+            ``crop_fraction`` (the centre crop as a fraction of the resized shorter side, e.g.
+            0.875 for 224 from 256). Given an ``input_size`` but no ``resize`` or
+            ``crop_fraction``, images are resized straight to it (no crop): a new input size
+            makes the old crop meaningless.
+
+    Returns:
+        A new :class:`Preprocess`.
+    """
+    fields = {k: v for k, v in overrides.items() if k in _FIELDS and v is not None}
+    if "resize" in overrides and overrides["resize"] is None:
+        fields["resize"] = None  # an explicit "no crop"
+    fraction = overrides.get("crop_fraction")
+    if "input_size" in fields and "resize" not in overrides and fraction is None:
+        fields["resize"] = None
+    if not isinstance(base, Preprocess):
+        base = replace(IMAGENET_DEFAULT, input_size=_pair(base.input_size), resize=None)
+    out = replace(base, **fields)
+    if fraction is not None:
+        if not 0.0 < float(fraction) <= 1.0:
+            raise ValueError(f"crop_fraction must be in (0, 1], got {fraction}.")
+        out = replace(out, resize=round(min(out.input_size) / float(fraction)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -130,7 +168,7 @@ class HFPreprocess:
         return raw.clamp(0, 255).round().byte().permute(0, 2, 3, 1).numpy()
 
     def __call__(self, images: ImageSource | Sequence[ImageSource]) -> torch.Tensor:
-        return self._pixels(as_rgb_images(images))
+        return self._pixels(as_rgb_images(images)).contiguous()
 
     def describe(self) -> str:
         return f"Hugging Face {type(self.processor).__name__}"
@@ -157,7 +195,7 @@ class CallablePreprocess:
         )
 
     def __call__(self, images: ImageSource | Sequence[ImageSource]) -> torch.Tensor:
-        return torch.stack([self.fn(img) for img in as_rgb_images(images)]).float()
+        return torch.stack([self.fn(img) for img in as_rgb_images(images)]).float().contiguous()
 
     def describe(self) -> str:
         return f"user function {getattr(self.fn, '__name__', type(self.fn).__name__)}"

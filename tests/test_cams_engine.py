@@ -350,3 +350,40 @@ def test_hugging_face_token_layers(tmp_path):
     g = grads[:, 1:].reshape(2, 8, 8, -1).permute(0, 3, 1, 2)
     expected = torch.relu((g.mean(dim=(2, 3), keepdim=True) * a).sum(1))
     np.testing.assert_allclose(result.raw[layer], expected.detach().numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_guided_backprop_guides_relu6_units():
+    # ReLU6 (MobileNet, EfficientNet-Lite) as a module, F.hardtanh(x, 0, 6) and F.relu6; where no
+    # unit reaches 6 it must give exactly the guided gradients of the same net with ReLUs.
+    class Net(nn.Module):
+        def __init__(self, relu6: bool):
+            super().__init__()
+            self.relu6 = relu6
+            self.conv1, self.conv2 = nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 6, 3, padding=1)
+            self.act = nn.ReLU6(inplace=True) if relu6 else nn.ReLU()
+            self.fc = nn.Linear(6, 3)
+
+        def forward(self, x):
+            x = self.act(self.conv1(x))
+            if self.relu6:
+                x = F.relu6(F.hardtanh(self.conv2(x), 0.0, 6.0))
+            else:
+                x = F.relu(self.conv2(x))
+            return self.fc(x.mean(dim=(2, 3)))
+
+    torch.manual_seed(0)
+    relu, relu6 = Net(False).eval(), Net(True).eval()
+    relu6.load_state_dict(relu.state_dict())
+    x = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert relu6.conv1(x).max() < 6  # the ReLU6 units behave as ReLUs here
+    handles = [
+        load_model(m, weights=None, device="cpu", labels=list("abc"), preprocess=Preprocess(12))
+        for m in (relu, relu6)
+    ]
+    guided = [guided_backprop(h, x, targets=[0, 2]) for h in handles]
+    np.testing.assert_allclose(guided[1], guided[0], rtol=1e-5, atol=1e-8)
+    plain_x = x.clone().requires_grad_(True)
+    out = relu6(plain_x)
+    (out[0, 0] + out[1, 2]).backward()  # the plain gradient differs: guiding did something
+    assert not np.allclose(guided[1], plain_x.grad.permute(0, 2, 3, 1).numpy(), atol=1e-6)

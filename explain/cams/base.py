@@ -21,6 +21,7 @@ from ..layers import LayerInfo
 from ..models import ModelHandle
 from ..progress import Progress
 from ..targets import ResolvedTargets
+from .core import constant_causes
 
 #: Kinds of method, for pages and reports that group them.
 KINDS = ("gradient", "activation", "perturbation", "pixel", "attention")
@@ -47,11 +48,20 @@ class CamRequest:
     max_channels: int | None = None
     progress: Progress | None = None
     notes: list[str] = field(default_factory=list)
+    constant: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def note(self, text: str) -> None:
         """Add ``text`` to the notes once."""
         if text not in self.notes:
             self.notes.append(text)
+
+    def check_constant(
+        self, layer: str, raw: torch.Tensor, acts: torch.Tensor, grads: torch.Tensor | None = None
+    ) -> None:
+        """Count the constant maps among ``raw`` ``(n, K, h, w)`` by likely cause (the engine
+        turns the counts into one note per layer and cause)."""
+        for cause, count in constant_causes(raw, acts, grads).items():
+            self.constant[(layer, cause)] = self.constant.get((layer, cause), 0) + count
 
 
 @dataclass

@@ -63,4 +63,5 @@ class ClassActivationMap(CamMethod):
                 )
             w = weight[torch.as_tensor(p.targets.indices)]  # (n, K, C)
             maps[name] = torch.einsum("nkc,nchw->nkhw", w, acts)
+            request.check_constant(name, maps[name], acts)
         return RawMaps(p.logits, p.targets, maps)

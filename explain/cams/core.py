@@ -10,6 +10,45 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# Why a map can come out constant (normalised to all zero), most specific first.
+_ZERO_ACTS = "the layer's activations are all zero for these images (a ReLU that never fires?)"
+_FLAT_ACTS = "the layer's activations are the same at every position"
+_ZERO_GRAD = (
+    "the gradient of the target score at this layer is zero: the score is saturated or does "
+    "not depend on the layer"
+)
+_NEGATIVE = (
+    "the weighted sum of the channels is <= 0 at every position, so the ReLU leaves nothing: "
+    "the activations count against the class (often a layer before its ReLU) or every channel "
+    "weight is zero"
+)
+
+
+def constant_causes(
+    raw: torch.Tensor, acts: torch.Tensor, grads: torch.Tensor | None = None
+) -> dict[str, int]:
+    """``likely cause -> count`` of the constant maps among ``raw`` ``(n, K, h, w)``.
+
+    Args:
+        acts: ``(n, C, h, w)`` the layer's activations.
+        grads: ``(n, K, C, h, w)`` the gradients the maps were made from, if any.
+    """
+    flat = torch.nan_to_num(raw.float()).flatten(2)
+    constant = (flat.max(dim=-1).values - flat.min(dim=-1).values) <= 0  # (n, K)
+    counts: dict[str, int] = {}
+    for i, k in constant.nonzero().tolist():
+        a = acts[i]
+        if not a.any():
+            cause = _ZERO_ACTS
+        elif bool((a == a.flatten(1)[:, :1, None]).all()):
+            cause = _FLAT_ACTS
+        elif grads is not None and not grads[i, k].any():
+            cause = _ZERO_GRAD
+        else:
+            cause = _NEGATIVE
+        counts[cause] = counts.get(cause, 0) + 1
+    return counts
+
 
 def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
     """Min-max scale each map to [0, 1] over its last two axes; NaN/inf-safe.

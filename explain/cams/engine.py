@@ -119,6 +119,11 @@ def compute_cams(
                 maps.reshape(raw_out[name].shape[:-2] + size).numpy()
             )
     target_idx = np.concatenate(indices)
+    for (name, cause), count in request.constant.items():
+        request.note(
+            f"{cam.title} gave a constant map (shown as all zero) at {name} for {count} of "
+            f"{target_idx.size} maps: {cause}."
+        )
     probs = torch.softmax(torch.cat(logits), dim=1).numpy()
     timings["total"] = time.perf_counter() - start
     return CamResult(

@@ -96,4 +96,6 @@ class WeightedActivations(CamMethod):
             else:
                 out = summed_maps(self.contributions(acts, grads), eigen)
                 maps[info.name] = out.expand(-1, k, -1, -1) if out.shape[1] != k else out
+            if grads is not None or not self.needs_grad:
+                request.check_constant(info.name, maps[info.name], acts, grads)
         return RawMaps(p.logits, p.targets, maps)

@@ -2,8 +2,9 @@
 
 Guided backpropagation changes how ReLU passes gradients back (only positive gradients, only
 where the input was positive). The model is never modified: a thread-local
-``TorchFunctionMode`` swaps every ``relu`` call (module, functional or in-place) for a guided one
-during this call only.
+``TorchFunctionMode`` swaps every ``relu`` call (module, functional or in-place), and every
+ReLU6 (``nn.ReLU6``, ``F.relu6``, ``hardtanh`` from 0: MobileNet, EfficientNet-Lite), for a
+guided one during this call only.
 """
 
 from __future__ import annotations
@@ -38,16 +39,50 @@ class _GuidedReLU(torch.autograd.Function):
         return grad.clamp(min=0) * (out > 0).to(grad.dtype)
 
 
+class _GuidedReLU6(torch.autograd.Function):
+    """``clamp(x, 0, top)``; backward: positive gradients where the unit was active."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, top: float) -> torch.Tensor:
+        out = x.clamp(min=0, max=top)
+        ctx.save_for_backward(out)
+        ctx.top = top
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (out,) = ctx.saved_tensors
+        active = (out > 0) & (out < ctx.top)
+        return grad.clamp(min=0) * active.to(grad.dtype), None
+
+
 _RELUS = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
+_RELU6 = {F.relu6, torch._C._nn.relu6, torch._C._nn.relu6_}
+_HARDTANH = {F.hardtanh, F.hardtanh_, torch._C._nn.hardtanh, torch._C._nn.hardtanh_}
+
+
+def _clamp_range(func: Any, args: tuple, kwargs: dict) -> tuple[float, float] | None:
+    """(low, high) of a ReLU6 / hardtanh call, or None for any other function."""
+    if func in _RELU6:
+        return 0.0, 6.0
+    if func in _HARDTANH:
+        low = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
+        high = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
+        return float(low), float(high)
+    return None
 
 
 class _GuidedMode(TorchFunctionMode):
-    """Within this mode every ReLU is the guided one (out of place)."""
+    """Within this mode every ReLU (and ReLU6) is the guided one (out of place)."""
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: Any = None):
+        kwargs = kwargs or {}
         if func in _RELUS:
             return _GuidedReLU.apply(args[0])
-        return func(*args, **(kwargs or {}))
+        clamp = _clamp_range(func, args, kwargs)
+        if clamp is not None and clamp[0] == 0.0:  # a hardtanh from 0 is a ReLU6-like unit
+            return _GuidedReLU6.apply(args[0], clamp[1])
+        return func(*args, **kwargs)
 
 
 def guided_gradients(

@@ -247,6 +247,7 @@ def _per_image(
             weights = weights_of(request, x[i : i + 1], info, p, i, report)  # (K, C)
             per_image.append(weighted_maps(weights[None], acts[i : i + 1], request.eigen_smooth)[0])
         maps[info.name] = torch.stack(per_image)
+        request.check_constant(info.name, maps[info.name], acts)
     return RawMaps(p.logits, p.targets, maps)
 
 
