@@ -230,9 +230,12 @@ def _default_cnn_layer(
         if info.kind != "spatial" or info.grid is None or info.grid[0] * info.grid[1] <= 1:
             continue
         group = by_tensor[id(first_tensor(outputs[info.name]))]
-        if any(_is_pool_or_layout(model_modules[g.name]) for g in group):
+        # An Identity (timm's ``drop``, ``se``) passes its input on: it does not make the tensor
+        # a pooled one, and its name is not the layer's.
+        own = [g for g in group if not isinstance(model_modules[g.name], nn.Identity)]
+        if not own or any(_is_pool_or_layout(model_modules[g.name]) for g in own):
             continue
-        plain = [g for g in group if isinstance(outputs[g.name], torch.Tensor)] or group
+        plain = [g for g in own if isinstance(outputs[g.name], torch.Tensor)] or own
         return min(plain, key=lambda g: (g.depth, -g.order)).name
     return None
 

@@ -5,7 +5,7 @@ Specs::
 
     torchvision:<name>          any classifier in torchvision.models.list_models(module=models)
     hf:<hub id or folder>       AutoModelForImageClassification (+ AutoImageProcessor)
-    builtin:<name>              shipped with the project, offline (see explain.builtin)
+    builtin:<name>              offline: shapes, shapes-biased, efficientnet-lite0/1/2 (ImageNet)
     <package.module>:<factory>  a user's own architecture (also: an nn.Module or a callable)
 """
 
@@ -42,8 +42,8 @@ _TORCHVISION_DEFAULT_LAYERS = {"squeezenet": ("features",)}
 
 _SPEC_HELP = (
     "use 'torchvision:<name>' (e.g. torchvision:resnet50), 'hf:<hub id or local folder>' "
-    "(e.g. hf:microsoft/resnet-50), 'builtin:shapes', or 'package.module:factory' for your own "
-    "architecture."
+    "(e.g. hf:microsoft/resnet-50), 'builtin:efficientnet-lite0' (ImageNet, offline), "
+    "'builtin:shapes', or 'package.module:factory' for your own architecture."
 )
 
 
@@ -604,19 +604,20 @@ def _load_builtin(name: str, weights: Any) -> dict:
             f"There is no built-in model {name!r}.",
             hint=f"available: {', '.join('builtin:' + n for n in BUILTIN_MODELS)}.",
         )
-    model, labels, meta = load_builtin(name)
+    # Only the shipped weights need loading; random or a user's file start from a fresh model.
+    model, labels, meta = load_builtin(name, pretrained=weights == DEFAULT)
     notes = []
     if weights is None:
-        for module in model.modules():
-            if hasattr(module, "reset_parameters") and module is not model:
-                module.reset_parameters()
         notes.append("random weights (weights=None).")
     elif weights != DEFAULT:
         load_weights(model, weights)
-    preprocessor = Preprocess(
-        input_size=tuple(meta["input_size"]), mean=tuple(meta["mean"]), std=tuple(meta["std"])
-    )
-    return {"model": model, "labels": labels, "preprocessor": preprocessor, "notes": notes}
+    return {
+        "model": model,
+        "labels": labels,
+        "preprocessor": Preprocess.from_dict(meta),
+        "notes": notes,
+        "default_layers": (meta["default_layer"],) if "default_layer" in meta else (),
+    }
 
 
 def _import_factory(ref: str) -> Callable[[], nn.Module]:

@@ -87,3 +87,27 @@ def test_probe_picks_last_conv_activation_before_pooling():
     assert by_name["features.4"].grid == (16, 16)
     assert by_name["unused"].kind == "unused" and by_name["features.1"].calls == 1
     assert probe.num_outputs == 3
+
+
+class _NormAct(nn.BatchNorm2d):
+    """timm's BatchNormAct2d: batch norm, an Identity ``drop``, then an in-place ReLU6."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels)
+        self.drop = nn.Identity()
+        self.act = nn.ReLU6(inplace=True)
+
+    def forward(self, x):
+        return self.act(self.drop(super().forward(x)))
+
+
+def test_identity_inside_a_block_does_not_hide_the_last_map():
+    # drop (Identity) returns the tensor that act then modifies in place and returns: all three
+    # modules give one tensor. The Identity must neither skip it nor name it.
+    model = nn.Sequential()
+    model.add_module("conv_head", nn.Conv2d(3, 8, 3, padding=1))
+    model.add_module("bn2", _NormAct(8))
+    model.add_module("pool", nn.AdaptiveAvgPool2d(1))
+    model.add_module("flat", nn.Flatten())
+    model.add_module("fc", nn.Linear(8, 2))
+    assert probe_model(model.eval(), torch.randn(1, 3, 16, 16)).default_layer == "bn2"

