@@ -83,12 +83,11 @@ class LabelMap:
         if self.wnids is None:
             self.wnids = {}
             if len(self.labels) == 1000:
-                try:
-                    from timm.data import ImageNetInfo
+                from ..builtin.imagenet import imagenet_wnids
 
-                    names = ImageNetInfo().label_names()
-                    self.wnids = {w: i for i, w in enumerate(names)}
-                except Exception:  # timm missing or changed: WordNet ids stay unknown
+                try:
+                    self.wnids = {w: i for i, w in enumerate(imagenet_wnids())}
+                except ExplainError:  # timm (which ships the list) is missing
                     self.wnids = {}
         return self.wnids.get(text)
 

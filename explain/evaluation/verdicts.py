@@ -72,12 +72,11 @@ def compare_with_baselines(
     rows = []
     for subset, chosen in subsets.items():
         part = table[table["image"].isin(np.asarray(chosen))]
-        wide = part.pivot_table(
-            index="image", columns=["method", "layer", "metric"], values="value", sort=False,
-            dropna=False,
-        )  # fmt: skip
+        # One column per (method, layer, metric) that exists, one row per image.
+        wide = part.pivot(index="image", columns=["method", "layer", "metric"], values="value")
         start = len(rows)
-        for method, layer, metric in wide.columns:
+        keys = part[["method", "layer", "metric"]].drop_duplicates()
+        for method, layer, metric in keys.itertuples(index=False):
             if method in baselines:
                 continue
             meta = METRICS[metric]
