@@ -34,6 +34,7 @@ from explain.evaluation import (
     read_boxes_csv,
     read_coco,
     read_voc,
+    replay_masks,
 )
 from explain.evaluation.coco_masks import (
     decode_counts,
@@ -219,6 +220,30 @@ def test_coco_json(tmp_path):
         read_coco(b'{"info": {}}')
     with pytest.raises(ExplainError, match="unknown image 9"):
         read_coco(json.dumps({"images": [], "annotations": [{"image_id": 9}]}).encode())
+
+
+def test_coco_segmentations_become_masks_in_the_model_input(tmp_path, cropper):
+    (tmp_path / "images" / "val").mkdir(parents=True)
+    Image.new("RGB", (80, 60), (90, 90, 90)).save(tmp_path / "images" / "val" / "one.png")
+    path = _coco(tmp_path)
+    path.write_text(path.read_text().replace("val/one.jpg", "val/one.png"))
+    data = load_annotated(cropper, AnnotatedDataset(tmp_path / "images", path))
+    # Two classes on one image: one item each; neither is a class of the model.
+    assert data.names == ["val/one.png [dog]", "val/one.png [cat]"]
+    np.testing.assert_array_equal(data.labels, [-1, -1])
+    assert any("2 class(es) the model does not have ('dog', 'cat')" in n for n in data.notes)
+    geometry = input_geometry(cropper.preprocessor, (80, 60))
+    dog = rle_to_mask({"size": [60, 80], "counts": RLE_VECTORS["box_60x80"]})
+    cat = polygons_to_mask([[10, 10, 30, 10, 30, 20, 10, 20]], (60, 80))
+    for i, (mask, box) in enumerate([(dog, (3, 10, 70, 50)), (cat, (10, 10, 30, 20))]):
+        np.testing.assert_array_equal(
+            data.masks[i], replay_masks(cropper.preprocessor, mask[None])[0]
+        )
+        np.testing.assert_allclose(data.boxes[i], geometry.map_boxes([box]))
+    no_crowd = load_annotated(
+        cropper, AnnotatedDataset(tmp_path / "images", path, include_difficult=False)
+    )
+    assert no_crowd.names == ["val/one.png"]  # the crowd region (dog) is left out
 
 
 # -- PNG masks and format detection ----------------------------------------------------------------

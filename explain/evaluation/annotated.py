@@ -63,7 +63,7 @@ class LabelMap:
     An index is taken as is when the model has it (and agrees with a name given beside it); a
     name matches a model label case-insensitively, with ``_`` and ``-`` read as spaces; a
     WordNet id (``n01440764``) maps through the ImageNet-1k order when the model has 1,000
-    classes and timm (which ships that list) is installed.
+    classes (:func:`explain.builtin.imagenet.imagenet_wnids`, which needs timm).
     """
 
     def __init__(self, handle: ModelHandle):

@@ -387,6 +387,7 @@ class _Scorer:
         labels = data.labels
         # Top-1 correct, per image; NaN where the true class is unknown.
         self.correct = np.where(labels >= 0, (predictions == labels).astype(np.float64), np.nan)
+        self.boxes: list[np.ndarray] | None = None
         self.names = {m.name for m in metrics}
         self.groups = {m.group for m in metrics}
         self.s = settings
@@ -498,7 +499,9 @@ class _Scorer:
                   "pointing_game")  # fmt: skip
         self._add(energy_pointing_game(maps, masks), method, layer, "energy_pointing_game")
         if self.names & {"box_iou", "box_accuracy", "localisation_error"}:
-            _, iou = box_localisation(maps, self.data.object_boxes(), s.loc_threshold)
+            if self.boxes is None:  # boxes of mask regions are worked out once
+                self.boxes = self.data.object_boxes()
+            _, iou = box_localisation(maps, self.boxes, s.loc_threshold)
             self._add(iou, method, layer, "box_iou")
             hit = np.where(np.isfinite(iou), (iou >= s.iou_threshold).astype(np.float64), np.nan)
             self._add(hit, method, layer, "box_accuracy")
