@@ -205,6 +205,10 @@ def test_bad_input_gives_clear_errors(shapes, tmp_path):
         evaluate(shapes, torch.zeros(2, 3, 64, 64), "gradcam", None, "deletion", targets="label")
     with pytest.raises(ExplainError, match="not found"):
         evaluate(shapes, tmp_path / "missing", "gradcam", None, "deletion")
+    with pytest.raises(ExplainError, match="Unknown paired test 'ttest'"):
+        evaluate(shapes, "builtin:shapes", "gradcam", None, "deletion", test="ttest")
+    with pytest.raises(ExplainError, match=r"loc_threshold must lie between 0\.0 and 1\.0"):
+        evaluate(shapes, "builtin:shapes", "gradcam", None, "box_iou", loc_threshold=15)
 
 
 # -- command line -------------------------------------------------------------------------------

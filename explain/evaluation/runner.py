@@ -42,7 +42,7 @@ from .faithfulness import (
 )
 from .localisation import box_localisation, energy_pointing_game, localisation_error, pointing_game
 from .randomisation import cascade_stages, cascading_randomisation, spearman, ssim
-from .statistics import N_RESAMPLES
+from .statistics import N_RESAMPLES, TESTS
 from .verdicts import VERDICT_COLUMNS, compare_with_baselines, verdict_sentence
 
 Progress = Callable[[int, int, str], None]
@@ -613,6 +613,7 @@ def evaluate(
     for layer in layers:
         handle.map_layer(layer)
     chosen = resolve_metrics(metrics)
+    _check_settings(test, confidence, alpha, loc_threshold, iou_threshold, small_object)
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise ExplainError(f"Unknown baseline(s) {unknown}.", hint=f"use {', '.join(BASELINES)}.")
@@ -629,6 +630,12 @@ def evaluate(
         skipped = [m.name for m in chosen if m.needs_masks]
         notes.append(f"no object masks in this dataset: {', '.join(skipped)} skipped.")
         chosen = [m for m in chosen if not m.needs_masks]
+    unlabelled = int((data.labels < 0).sum())
+    if unlabelled and any(m.name == "localisation_error" for m in chosen):
+        notes.append(
+            f"localisation_error needs the true class: {unlabelled} image(s) without a known "
+            "label have no value."
+        )
     timings = {"data": time.perf_counter() - t0}
     x, n = data.x, len(data)
     size = (int(x.shape[-2]), int(x.shape[-1]))
@@ -755,6 +762,24 @@ def evaluate(
         table, summarise(table, verdicts), curves, [s.name for s in stages], chosen, notes,
         params, timings, verdicts, images,
     )  # fmt: skip
+
+
+def _check_settings(
+    test: str, confidence: float, alpha: float, threshold: float, iou: float, small: float
+) -> None:
+    """Refuse bad settings before any work is done."""
+    if test not in TESTS:
+        raise ExplainError(f"Unknown paired test {test!r}.", hint=f"use {' or '.join(TESTS)}.")
+    for name, value, low, high in (
+        ("confidence", confidence, 0.0, 1.0),
+        ("alpha", alpha, 0.0, 1.0),
+        ("loc_threshold", threshold, 0.0, 1.0),
+        ("iou_threshold", iou, 0.0, 1.0),
+        ("small_object", small, 0.0, 1.0),
+    ):
+        inside = low < value < high if name in ("confidence", "alpha") else low <= value <= high
+        if not inside:
+            raise ExplainError(f"{name} must lie between {low} and {high}, got {value}.")
 
 
 def _perturbs(method: str) -> bool:
