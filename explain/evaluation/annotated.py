@@ -246,6 +246,8 @@ class _Builder:
     ) -> tuple[list[_Item], str | None]:  # fmt: skip
         """The evaluation items of one image (one per class), or none and the reason."""
         w, h = image.size
+        if stored == (h, w):  # turned by its EXIF orientation: boxes are drawn on the upright view
+            stored = (w, h)
         annotated = entry.size or stored
         if annotated != (w, h) and entry.mask_file is None:
             self.rescaled += 1
