@@ -10,7 +10,7 @@ as ``x' = sx * x + tx`` and ``y' = sy * y + ty``:
   input size; crop offset ``round((H - h) / 2)``; zero padding when the crop is larger).
 - Any other preprocessor (a Hugging Face image processor, a user's function): measured. Ramp
   images go through it and a straight line is fitted per axis; a preprocessing that is not a
-  resize and a crop (a rotation, a random crop) is refused with a clear error.
+  resize and a crop (a flip, a rotation) is refused with a clear error.
 
 Masks are replayed through the preprocessor itself (the same interpolation as the image) and
 thresholded at one half; boxes become masks by the pixel-centre rule (a pixel is on the box
@@ -29,9 +29,6 @@ from PIL import Image
 
 from ..errors import ExplainError
 from ..preprocessing import Preprocess
-
-#: Shape of a box array: ``(K, 4)`` float64 ``x0, y0, x1, y1``.
-BOX_COLUMNS = ("x0", "y0", "x1", "y1")
 
 
 @dataclass(frozen=True)
