@@ -3,6 +3,7 @@
 ::
 
     python -m explain.evaluate --model SPEC [--weights W] --data FOLDER|builtin:shapes
+                               [--boxes boxes.csv | --annotations VOC_DIR|coco.json|MASK_DIR]
                                [--methods gradcam,gradcampp] [--layers L1,L2]
                                [--metrics deletion,insertion|faithfulness|all] --out DIR
                                [--labels ...] [--input-size H[,W]] [--mean R,G,B --std R,G,B]
@@ -11,11 +12,16 @@
 The model options are those of every command line (:mod:`explain.cli_options`).
 
 Writes ``table.csv`` (one row per image x method x layer x metric), ``summary.csv`` (per
-method, layer and metric, with the random-map and Gaussian-map baselines), ``curves.csv`` (per
-image) and ``mean_curves.csv`` (deletion, insertion, ROAD, randomisation cascade) and
-``meta.json`` (settings, notes, timings, metric descriptions). With ``--region X0,Y0,X1,Y1`` it
-also checks whether the model relies on that region (``bias.json``); with ``--bias-study`` it runs
-the built-in shapes demonstration instead of an evaluation.
+method, layer and metric, with the random-map and Gaussian-map baselines), ``verdicts.csv``
+(every method against every baseline by a paired test over images: mean difference, interval,
+p-value, verdict; on all images and on small objects), ``images.csv`` (per image: label,
+prediction, object size), ``report.md`` (the verdict tables), ``curves.csv`` (per image) and
+``mean_curves.csv`` (deletion, insertion, ROAD, randomisation cascade) and ``meta.json``
+(settings, notes, timings, metric descriptions). With ``--boxes`` or ``--annotations`` the images
+of ``--data`` come with ground truth (object boxes or masks, which follow the images through the
+model's resize and crop), so the localisation metrics are scored. With ``--region
+X0,Y0,X1,Y1`` it also checks whether the model relies on that region (``bias.json``); with
+``--bias-study`` it runs the built-in shapes demonstration instead of an evaluation.
 
 Exit status: 0 on success, 2 for usage errors (unknown model, layer, method or metric; a dataset
 that cannot be read), 130 when interrupted; one clear message on stderr, no traceback.
@@ -36,7 +42,7 @@ from tqdm import tqdm
 from .cli import resolve_layers, resolve_methods
 from .cli_options import add_model_options, error_line, load_model_from_args, split_list
 from .errors import ExplainError
-from .evaluation import METRICS, evaluate, find_bias, shapes_bias_study
+from .evaluation import METRICS, AnnotatedDataset, evaluate, find_bias, shapes_bias_study
 from .models import ModelHandle
 
 
@@ -63,18 +69,46 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m explain.evaluate",
         description="Measure how far class-activation maps can be trusted: faithfulness "
-        "(deletion, insertion, Average Drop, ROAD), localisation (pointing game) and the "
-        "randomisation sanity check, against random and Gaussian baseline maps.",
-        epilog="Example: python -m explain.evaluate --model builtin:shapes --data builtin:shapes "
-        "--methods gradcam,gradcampp --layers layer3 --max-images 100 --out eval/",
+        "(deletion, insertion, Average Drop, ROAD), localisation (pointing game, energy "
+        "pointing game, Grad-CAM box localisation and top-1 localisation error, on your own "
+        "annotated images) and the randomisation sanity check, each against random and centred "
+        "Gaussian baseline maps by a paired test over images.",
+        epilog="Examples: python -m explain.evaluate --model builtin:shapes --data "
+        "builtin:shapes --methods gradcam,gradcampp --layers layer3 --max-images 100 --out "
+        "eval/ | python -m explain.evaluate --model builtin:efficientnet-lite0 --data "
+        "imagenet-val/images --boxes imagenet-val/boxes.csv --targets label --metrics "
+        "localisation --out eval/",
     )
     add_model_options(parser, required=False)  # --model is needed unless --bias-study
     parser.add_argument(
         "--data",
         default="builtin:shapes",
         metavar="FOLDER",
-        help="a folder with one sub-folder of images per class, or builtin:shapes "
-        "(builtin:shapes:class with the corner marker); default builtin:shapes",
+        help="a folder with one sub-folder of images per class (or a flat folder with "
+        "--boxes/--annotations), or builtin:shapes (builtin:shapes:class with the corner "
+        "marker); default builtin:shapes",
+    )
+    truth = parser.add_mutually_exclusive_group()
+    truth.add_argument(
+        "--boxes",
+        type=Path,
+        metavar="CSV",
+        help="object boxes of the --data images: a CSV with file, x0,y0,x1,y1 (pixel edges, "
+        "x1/y1 exclusive; or xmin,ymin,xmax,ymax or x,y,w,h) and optionally label (class index) "
+        "and/or class_name, one row per object",
+    )
+    truth.add_argument(
+        "--annotations",
+        type=Path,
+        metavar="PATH",
+        help="ground truth of the --data images: a boxes CSV, a COCO instances JSON, a Pascal "
+        "VOC folder of .xml files, or a folder of PNG masks (same file names as the images)",
+    )
+    parser.add_argument(
+        "--voc-zero-based",
+        action="store_true",
+        help="read Pascal VOC coordinates as pixel edges instead of the devkit's 1-based "
+        "inclusive indices",
     )
     parser.add_argument("--methods", default="gradcam", metavar="M1,M2", help="CAM methods")
     parser.add_argument(
@@ -102,6 +136,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--deletion-baseline", default="zero", choices=["zero", "blur", "mean"], metavar="B"
     )
     parser.add_argument("--tolerance", type=float, default=0.0, help="pointing-game pixels")
+    parser.add_argument(
+        "--loc-threshold",
+        type=float,
+        default=0.15,
+        metavar="F",
+        help="box localisation keeps the pixels >= F x the map's maximum (Grad-CAM: 0.15)",
+    )
+    parser.add_argument("--iou", type=float, default=0.5, help="IoU that counts as localised")
+    parser.add_argument(
+        "--small-object",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="the 'small objects' subset: objects covering less than F of the image (0.5)",
+    )
+    parser.add_argument(
+        "--test",
+        default="wilcoxon",
+        choices=["wilcoxon", "bootstrap"],
+        help="paired test over images behind every verdict",
+    )
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level")
+    parser.add_argument(
+        "--max-channels",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="Score-CAM/Ablation-CAM: perturb only the N channels of highest variance "
+        "(approximate, faster)",
+    )
     parser.add_argument("--sanity-images", type=_positive_int, default=None, metavar="N")
     parser.add_argument("--batch-size", type=_positive_int, default=64)
     parser.add_argument("--seed", type=int, default=0)
@@ -161,11 +225,13 @@ def _run(args: argparse.Namespace) -> str:
         methods = resolve_methods(args.methods)
         metrics = None if args.metrics.strip().lower() == "all" else split_list(args.metrics)
         result = evaluate(
-            handle, args.data, methods, layers, metrics,
+            handle, _dataset(args), methods, layers, metrics,
             targets=args.targets, max_images=args.max_images, steps=args.steps,
             deletion_baseline=args.deletion_baseline, pointing_tolerance=args.tolerance,
-            sanity_images=args.sanity_images, batch_size=args.batch_size, seed=args.seed,
-            progress=bar,
+            loc_threshold=args.loc_threshold, iou_threshold=args.iou,
+            small_object=args.small_object, test=args.test, alpha=args.alpha,
+            max_channels=args.max_channels, sanity_images=args.sanity_images,
+            batch_size=args.batch_size, seed=args.seed, progress=bar,
         )  # fmt: skip
         paths = result.save(args.out)
         lines = [f"notes: {'; '.join(result.notes)}"] if result.notes else []
@@ -189,15 +255,28 @@ def _run(args: argparse.Namespace) -> str:
         bar.close()
     shown = result.summary[["method", "layer", "metric", "mean", "random", "gaussian"]]
     table = shown.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    verdicts = [f"- {line}" for line in result.sentences()]
     wrote = f"Wrote {', '.join(p.name for p in paths.values())} to {args.out}."
-    return "\n".join([table, *lines, wrote])
+    return "\n".join([table, "Paired tests over images:", *verdicts, *lines, wrote])
+
+
+def _dataset(args: argparse.Namespace):
+    """``--data``, with its ground truth when ``--boxes`` or ``--annotations`` is given."""
+    truth = args.boxes or args.annotations
+    if truth is None:
+        return args.data
+    if str(args.data).startswith("builtin:"):
+        raise ExplainError(
+            "--boxes/--annotations describe your own images: give them with --data FOLDER."
+        )
+    return AnnotatedDataset(args.data, truth, one_based=not args.voc_zero_based)
 
 
 def _inputs(handle: ModelHandle, args: argparse.Namespace) -> torch.Tensor:
     """The model input of the evaluated images (same subset and seed as the evaluation)."""
     from .evaluation.data import load_eval_data
 
-    return load_eval_data(handle, args.data, max_images=args.max_images, seed=args.seed).x
+    return load_eval_data(handle, _dataset(args), max_images=args.max_images, seed=args.seed).x
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from scipy.stats import wilcoxon
 
 from explain import ExplainError, load_model
 from explain.builtin.shapes import CLASSES, make_dataset
@@ -72,7 +73,18 @@ def check_summary(result):
     assert row["random"] == pytest.approx(
         table[(table.method == "random") & (table.metric == "deletion")].value.mean()
     )
-    assert row["better_than_random"] == (row["mean"] < row["random"])
+    # "Better" comes from a paired Wilcoxon test over the six images, not from the means.
+    ours = values.to_numpy()
+    base = table[(table.method == "random") & (table.metric == "deletion")].value.to_numpy()
+    verdict = result.verdicts.query(
+        "subset == 'all' and method == 'gradcam' and metric == 'deletion' and baseline == 'random'"
+    ).iloc[0]
+    assert verdict["p_value"] == pytest.approx(wilcoxon(ours, base).pvalue)
+    assert verdict["diff"] == pytest.approx((ours - base).mean())
+    assert row["p_random"] == pytest.approx(verdict["p_adjusted"])
+    assert verdict["p_adjusted"] >= verdict["p_value"]  # Holm over the subset's comparisons
+    assert row["better_than_random"] == (verdict["verdict"] == "better")
+    assert not row["better_than_random"]  # six images cannot make any difference significant
     # Model-independent baselines fail the sanity check by design.
     sanity = s[s.method.isin(["random", "gaussian"]) & (s.category == "randomisation")]
     np.testing.assert_allclose(sanity["mean"], 1.0)
@@ -116,6 +128,7 @@ def check_save(result, tmp_path):
     paths = result.save(tmp_path / "out")
     assert {p.name for p in paths.values()} == {
         "table.csv", "summary.csv", "curves.csv", "mean_curves.csv", "meta.json",
+        "verdicts.csv", "images.csv", "report.md",
     }  # fmt: skip
     table = pd.read_csv(paths["table"], keep_default_na=False)
     assert len(table) == len(result.table)
@@ -147,10 +160,11 @@ def test_arrays_labels_and_masks(shapes):
         shapes, (data.images, data.labels, data.masks), "gradcam", None, "localisation",
         targets="label", baselines=(),
     )  # fmt: skip
-    assert (result.table.target.to_numpy() == np.repeat(data.labels, 2)).all() or (
-        set(result.table.target) == set(data.labels)
-    )
-    assert set(result.table.metric) == {"pointing_game", "energy_pointing_game"}
+    localisation = {name for name, m in METRICS.items() if m.category == "localisation"}
+    assert set(result.table.metric) == localisation
+    for metric in localisation:
+        rows = result.table[result.table.metric == metric]
+        np.testing.assert_array_equal(rows.target, data.labels)  # targets="label"
     x = shapes.preprocess(list(data.images))
     from_tensor = evaluate(shapes, x, "gradcam", None, "pointing_game", masks=data.masks)
     np.testing.assert_allclose(
@@ -191,6 +205,10 @@ def test_bad_input_gives_clear_errors(shapes, tmp_path):
         evaluate(shapes, torch.zeros(2, 3, 64, 64), "gradcam", None, "deletion", targets="label")
     with pytest.raises(ExplainError, match="not found"):
         evaluate(shapes, tmp_path / "missing", "gradcam", None, "deletion")
+    with pytest.raises(ExplainError, match="Unknown paired test 'ttest'"):
+        evaluate(shapes, "builtin:shapes", "gradcam", None, "deletion", test="ttest")
+    with pytest.raises(ExplainError, match=r"loc_threshold must lie between 0\.0 and 1\.0"):
+        evaluate(shapes, "builtin:shapes", "gradcam", None, "box_iou", loc_threshold=15)
 
 
 # -- command line -------------------------------------------------------------------------------

@@ -8,9 +8,27 @@ relies on something it should not.
   watermark); :func:`shapes_bias_study` runs the built-in biased-model demonstration.
 - The metric functions work on their own too: :func:`deletion`, :func:`insertion`,
   :func:`confidence_change`, :func:`road`, :func:`pointing_game`, :func:`energy_pointing_game`,
-  :func:`cascading_randomisation`.
+  :func:`box_localisation`, :func:`localisation_error`, :func:`cascading_randomisation`.
+- Ground truth as users have it (:func:`read_annotations`: a boxes CSV, Pascal VOC XML, COCO
+  JSON, PNG masks) follows the images through the model's resize and crop
+  (:func:`input_geometry`); ``evaluate(handle, AnnotatedDataset(images, annotations))`` is the
+  one call that returns tables, verdicts and curves.
+- Every verdict against a baseline is a paired test over images (:func:`paired_test`,
+  :func:`compare_with_baselines`), with its p-value and confidence interval.
 """
 
+from .annotated import AnnotatedDataset, LabelMap, load_annotated
+from .annotations import (
+    Annotations,
+    ImageAnnotation,
+    ObjectAnnotation,
+    load_mask,
+    read_annotations,
+    read_boxes_csv,
+    read_coco,
+    read_mask_folder,
+    read_voc,
+)
 from .base import CATEGORIES, DIRECTIONS, METRICS, Metric, get_metric, metrics_table
 from .baselines import BASELINES, baseline_maps, gaussian_maps, random_maps
 from .bias import (
@@ -34,7 +52,17 @@ from .faithfulness import (
     noisy_linear_impute,
     road,
 )
-from .localisation import boxes_to_masks, energy_pointing_game, pointing_game
+from .geometry import InputGeometry, boxes_to_mask, input_geometry, replay_masks
+from .localisation import (
+    box_iou,
+    box_localisation,
+    boxes_to_masks,
+    component_boxes,
+    energy_pointing_game,
+    largest_component_box,
+    localisation_error,
+    pointing_game,
+)
 from .randomisation import (
     SanityResult,
     Stage,
@@ -44,7 +72,10 @@ from .randomisation import (
     spearman,
     ssim,
 )
+from .reporting import markdown_report, verdict_table
 from .runner import EvaluationResult, evaluate, summarise
+from .statistics import PairedTest, holm, paired_test
+from .verdicts import compare_with_baselines, verdict_sentence
 
 __all__ = [
     "BASELINES",
@@ -52,21 +83,33 @@ __all__ = [
     "DIRECTIONS",
     "METRICS",
     "ROAD_FRACTIONS",
+    "AnnotatedDataset",
+    "Annotations",
     "BiasReport",
     "BiasStudy",
     "ConfidenceChange",
     "Curves",
     "EvalData",
     "EvaluationResult",
+    "ImageAnnotation",
+    "InputGeometry",
+    "LabelMap",
     "Metric",
+    "ObjectAnnotation",
+    "PairedTest",
     "SanityResult",
     "Stage",
     "as_region_masks",
     "auc",
     "baseline_maps",
+    "box_iou",
+    "box_localisation",
+    "boxes_to_mask",
     "boxes_to_masks",
     "cascade_stages",
     "cascading_randomisation",
+    "compare_with_baselines",
+    "component_boxes",
     "confidence_change",
     "deletion",
     "energy_pointing_game",
@@ -75,17 +118,33 @@ __all__ = [
     "find_bias",
     "gaussian_maps",
     "get_metric",
+    "holm",
+    "input_geometry",
     "insertion",
+    "largest_component_box",
+    "load_annotated",
     "load_eval_data",
+    "load_mask",
+    "localisation_error",
     "make_baseline",
+    "markdown_report",
     "metrics_table",
     "noisy_linear_impute",
+    "paired_test",
     "pointing_game",
     "random_maps",
     "randomised_copy",
+    "read_annotations",
+    "read_boxes_csv",
+    "read_coco",
+    "read_mask_folder",
+    "read_voc",
+    "replay_masks",
     "road",
     "shapes_bias_study",
     "spearman",
     "ssim",
     "summarise",
+    "verdict_sentence",
+    "verdict_table",
 ]

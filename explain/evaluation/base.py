@@ -68,6 +68,8 @@ _RONG = "Rong et al. 2022, A Consistent and Efficient Evaluation Strategy for At
 _ZHANG = "Zhang et al. 2018, Top-down Neural Attention by Excitation Backprop (IJCV)"
 _WANG = "Wang et al. 2020, Score-CAM (CVPR workshops)"
 _ADEBAYO = "Adebayo et al. 2018, Sanity Checks for Saliency Maps (NeurIPS)"
+_SELVARAJU = "Selvaraju et al. 2017, Grad-CAM (ICCV), section 4.1; Zhou et al. 2016, CAM (CVPR)"
+_CHOE = "Choe et al. 2020, Evaluating Weakly Supervised Object Localization Methods Right (CVPR)"
 
 _ALL = (
     Metric(
@@ -172,6 +174,43 @@ _ALL = (
         group="localisation",
         needs_masks=True,
         reference=_WANG,
+    ),
+    Metric(
+        "box_iou",
+        "Box IoU",
+        "localisation",
+        "higher",
+        "Keep the pixels at or above a fraction (15%) of the map's maximum, draw a box around "
+        "the largest connected region, and take its best intersection-over-union with the "
+        "image's ground-truth boxes.",
+        group="localisation",
+        needs_masks=True,
+        reference=_SELVARAJU,
+    ),
+    Metric(
+        "box_accuracy",
+        "Localisation accuracy (GT-known)",
+        "localisation",
+        "higher",
+        "1 when the box of the map's largest region overlaps a ground-truth box with IoU >= "
+        "0.5, else 0, whatever the class predicted.",
+        group="localisation",
+        needs_masks=True,
+        reference=_CHOE,
+    ),
+    Metric(
+        "localisation_error",
+        "Top-1 localisation error",
+        "localisation",
+        "lower",
+        "100 for an image whose top-1 class is wrong or whose map box overlaps no ground-truth "
+        "box with IoU >= 0.5, else 0; averaged, the percentage of images not both classified "
+        "and localised (ILSVRC protocol; needs the true class).",
+        unit="%",
+        value_range=(0.0, 100.0),
+        group="localisation",
+        needs_masks=True,
+        reference=_SELVARAJU,
     ),
     Metric(
         "sanity_spearman",

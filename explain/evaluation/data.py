@@ -4,8 +4,10 @@ exist, object masks in the same geometry.
 Accepted datasets: ``"builtin:shapes"`` (``"builtin:shapes:<marker>"``; masks included), a
 :class:`~explain.builtin.shapes.ShapesData`, a folder (one sub-folder of images per class, or
 a flat folder; no masks), a list of image paths or PIL images, ``(N, H, W, 3)`` uint8 arrays,
-an ``(N, 3, H, W)`` model-input tensor, an ``(images, labels[, masks])`` tuple, or any object
-shaped like ``embeddings.ImageDataset`` (``items``, ``label_names``, ``source(i)``).
+an ``(N, 3, H, W)`` model-input tensor, an ``(images, labels[, masks])`` tuple, any object
+shaped like ``embeddings.ImageDataset`` (``items``, ``label_names``, ``source(i)``), or images
+with ground truth (:class:`~explain.evaluation.annotated.AnnotatedDataset`, or a folder with
+``annotations=``: a boxes CSV, Pascal VOC XML, COCO JSON or PNG masks).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..errors import ExplainError, ImageLoadError
 from ..images import load_image
@@ -46,6 +47,9 @@ class EvalData:
         description: one line for reports.
         skipped: ``(name, reason)`` for images left out.
         notes: anything worth telling the user about how the data was read.
+        boxes: per image, ``(K, 4)`` float64 ground-truth boxes ``x0, y0, x1, y1`` in
+            model-input pixels (edges, ``x1``/``y1`` exclusive), or None: then
+            :meth:`object_boxes` boxes the connected regions of the masks.
     """
 
     x: torch.Tensor
@@ -55,6 +59,7 @@ class EvalData:
     description: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    boxes: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -62,6 +67,24 @@ class EvalData:
     @property
     def has_labels(self) -> bool:
         return bool((self.labels >= 0).any())
+
+    @property
+    def object_fraction(self) -> np.ndarray | None:
+        """``(N,)`` share of the model input covered by the object mask, or None."""
+        if self.masks is None:
+            return None
+        return self.masks.reshape(len(self.masks), -1).mean(axis=1)
+
+    def object_boxes(self) -> list[np.ndarray] | None:
+        """The ground-truth boxes; without given boxes, one per connected region of each mask
+        (8-connected); None without masks."""
+        if self.boxes is not None:
+            return self.boxes
+        if self.masks is None:
+            return None
+        from .localisation import component_boxes
+
+        return [component_boxes(m) for m in self.masks]
 
 
 def _subsample(n: int, max_images: int | None, seed: int) -> np.ndarray:
@@ -89,20 +112,15 @@ def _label_map(names: Sequence[str], handle: ModelHandle) -> tuple[dict[str, int
 
 
 def _mask_geometry(handle: ModelHandle, masks: np.ndarray) -> np.ndarray:
-    """Masks at image resolution -> the model-input geometry (the preprocessor's resize/crop)."""
+    """Masks at image resolution -> the model-input geometry (replayed through the model's own
+    resize and crop; see :func:`~explain.evaluation.geometry.replay_masks`)."""
+    from .geometry import replay_masks
+
     h, w = handle.input_size
     masks = np.asarray(masks).astype(bool)
     if masks.shape[1:] == (h, w):
         return masks
-    geometry = getattr(handle.preprocessor, "geometry", None)
-    if geometry is None:
-        raise ExplainError(
-            f"Masks of size {masks.shape[1:]} do not match the model input {h}x{w}, and "
-            f"{handle.name}'s preprocessing cannot be replayed on them.",
-            hint="give masks in the model-input geometry (as handle.prepare(images) returns).",
-        )
-    out = [np.asarray(geometry(Image.fromarray(m.astype(np.uint8) * 255))) >= 128 for m in masks]
-    return np.stack(out)
+    return replay_masks(handle.preprocessor, masks)
 
 
 def _preprocess_each(
@@ -185,6 +203,7 @@ def load_eval_data(
     *,
     labels: Sequence[int] | np.ndarray | None = None,
     masks: np.ndarray | None = None,
+    annotations: Any = None,
     max_images: int | None = None,
     seed: int = 0,
 ) -> EvalData:
@@ -196,6 +215,8 @@ def load_eval_data(
         labels: ``(N,)`` class indices for arrays, tensors or file lists.
         masks: ``(N, H, W)`` bool object masks for arrays, tensors or file lists (model-input
             geometry, or the images' own size when the preprocessing can be replayed).
+        annotations: ground truth for a folder or list of image files (see
+            :class:`~explain.evaluation.annotated.AnnotatedDataset`).
         max_images: keep at most this many images (a seeded random subset, in order).
         seed: seeds the subset.
 
@@ -203,6 +224,14 @@ def load_eval_data(
         ExplainError: the dataset cannot be read or holds no image.
     """
     from ..builtin.shapes import CLASSES, ShapesData, make_dataset
+    from .annotated import AnnotatedDataset, load_annotated
+
+    if annotations is not None:
+        if isinstance(dataset, AnnotatedDataset):
+            raise ExplainError("The dataset already carries annotations; give them once.")
+        dataset = AnnotatedDataset(dataset, annotations)
+    if isinstance(dataset, AnnotatedDataset):
+        return load_annotated(handle, dataset, max_images=max_images, seed=seed)
 
     if isinstance(dataset, str) and dataset.startswith("builtin:") and not Path(dataset).exists():
         _, _, rest = dataset.partition(":")

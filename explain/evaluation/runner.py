@@ -1,9 +1,11 @@
 """``evaluate``: every chosen metric for every method and layer, on a dataset, in one call.
 
 The result is a tidy table (one row per image x method x layer x metric), a summary per
-method, layer and metric with the two baseline maps beside it, and the per-image curves. Maps
-of the baselines (a seeded random map and a centred Gaussian) go through exactly the same
-metrics, under the method names ``"random"`` and ``"gaussian"`` with an empty layer.
+method, layer and metric with the two baseline maps beside it, verdicts from paired tests
+against each baseline (on all images and on the images whose object covers less than half of
+the picture), and the per-image curves. Maps of the baselines (a seeded random map and a
+centred Gaussian, the "centre baseline") go through exactly the same metrics, under the method
+names ``"random"`` and ``"gaussian"`` with an empty layer.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ from .faithfulness import (
     road,
     target_probabilities,
 )
-from .localisation import energy_pointing_game, pointing_game
+from .localisation import box_localisation, energy_pointing_game, localisation_error, pointing_game
 from .randomisation import cascade_stages, cascading_randomisation, spearman, ssim
+from .statistics import N_RESAMPLES, TESTS
+from .verdicts import VERDICT_COLUMNS, compare_with_baselines, verdict_sentence
 
 Progress = Callable[[int, int, str], None]
 CurveKey = tuple[str, str, str]
@@ -68,10 +72,11 @@ class EvaluationResult:
             ``prediction`` (top-1), ``method`` (``"random"``/``"gaussian"`` for the baselines),
             ``layer`` (empty for the baselines), ``metric``, ``category``, ``direction``,
             ``value``.
-        summary: one row per method x layer x metric: ``mean``, ``std``, ``sem``, ``median``,
-            ``n`` (images with a value), ``category``, ``direction``, ``unit``, the baselines'
-            means (``random``, ``gaussian``) and whether the row beats them
-            (``better_than_random``, ``better_than_gaussian``).
+        summary: one row per method x layer x metric, on all images: ``mean``, ``std``,
+            ``sem``, ``median``, ``n`` (images with a value), ``category``, ``direction``,
+            ``unit``, the baselines' means (``random``, ``gaussian``), the paired test's
+            p-value against each (``p_random``, ``p_gaussian``, Holm-adjusted) and whether the
+            row is significantly better (``better_than_random``, ``better_than_gaussian``).
         curves: ``(method, layer, metric) -> Curves`` per image (deletion, insertion, ROAD,
             and the randomisation cascade with ``x`` = stage number 1..S).
         stages: names of the randomisation stages, head first (empty if not run).
@@ -79,6 +84,14 @@ class EvaluationResult:
         notes: what was skipped and why, and anything else worth knowing.
         params: every setting used (for reports and reproducibility).
         timings: seconds per step.
+        verdicts: one row per subset x method x layer x metric x baseline from a paired test
+            over images (see :func:`~explain.evaluation.verdicts.compare_with_baselines`):
+            means, mean difference with its confidence interval, p-value (raw and
+            Holm-adjusted within the subset) and ``verdict``.
+        images: one row per image: ``image``, ``name``, ``label``, ``target``,
+            ``prediction``, ``correct`` (top-1 is the label; NA when unknown),
+            ``object_fraction`` (share of the input covered by the object mask), ``boxes``
+            (ground-truth boxes kept), and a bool column per subset.
     """
 
     table: pd.DataFrame
@@ -89,6 +102,42 @@ class EvaluationResult:
     notes: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    verdicts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=VERDICT_COLUMNS))
+    images: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def subsets(self) -> list[str]:
+        """Names of the subsets of images the verdicts cover (``"all"`` first)."""
+        return list(dict.fromkeys(self.verdicts["subset"])) if len(self.verdicts) else ["all"]
+
+    def subset_summary(self) -> pd.DataFrame:
+        """Means per subset x method x layer x metric (baselines included): ``subset``,
+        ``method``, ``layer``, ``metric``, ``mean``, ``n``."""
+        frames = []
+        for name in self.subsets:
+            chosen = (
+                self.images["image"][self.images[name]]
+                if name in self.images
+                else self.table["image"].unique()
+            )
+            part = self.table[self.table["image"].isin(chosen)]
+            grouped = part.groupby(["method", "layer", "metric"], sort=False)["value"]
+            stats = grouped.agg(["mean", "count"]).rename(columns={"count": "n"}).reset_index()
+            stats.insert(0, "subset", name)
+            frames.append(stats)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def leaderboard(self, subset: str = "all") -> pd.DataFrame:
+        """Methods x metrics for one subset: the mean, and for every baseline its mean, the
+        mean difference with its interval, the adjusted p-value and the verdict (one row per
+        method, layer, metric and baseline)."""
+        v = self.verdicts[self.verdicts["subset"] == subset]
+        return v.drop(columns=["subset"]).reset_index(drop=True)
+
+    def sentences(self, subset: str | None = None) -> list[str]:
+        """Every verdict as a sentence with its numbers (see ``verdict_sentence``)."""
+        v = self.verdicts if subset is None else self.verdicts[self.verdicts["subset"] == subset]
+        return [verdict_sentence(row) for row in v.to_dict("records")]
 
     def curve_frame(self, metric: str | None = None) -> pd.DataFrame:
         """Per-image curves as a tidy table: method, layer, metric, image, step, x, value
@@ -124,7 +173,8 @@ class EvaluationResult:
         return out.rename(columns={"count": "n"}).reset_index()
 
     def save(self, out_dir: str | Path) -> dict[str, Path]:
-        """Write ``table.csv``, ``summary.csv``, ``curves.csv`` (per image), ``mean_curves.csv``
+        """Write ``table.csv``, ``summary.csv``, ``verdicts.csv``, ``images.csv``,
+        ``curves.csv`` (per image), ``mean_curves.csv``, ``report.md`` (the verdict tables)
         and ``meta.json`` (settings, notes, timings, metric metadata) into ``out_dir``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -133,10 +183,18 @@ class EvaluationResult:
             "summary": out / "summary.csv",
             "curves": out / "curves.csv",
             "mean_curves": out / "mean_curves.csv",
+            "verdicts": out / "verdicts.csv",
+            "images": out / "images.csv",
+            "report": out / "report.md",
             "meta": out / "meta.json",
         }
         self.table.to_csv(paths["table"], index=False)
         self.summary.to_csv(paths["summary"], index=False)
+        self.verdicts.to_csv(paths["verdicts"], index=False)
+        self.images.to_csv(paths["images"], index=False)
+        from .reporting import markdown_report
+
+        paths["report"].write_text(markdown_report(self), encoding="utf-8")
         self.curve_frame().to_csv(paths["curves"], index=False)
         self.mean_curves().to_csv(paths["mean_curves"], index=False)
         meta = {
@@ -221,17 +279,32 @@ def _frame(values: np.ndarray, method: str, layer: str, metric: str) -> pd.DataF
     )
 
 
-def summarise(table: pd.DataFrame) -> pd.DataFrame:
+def summarise(
+    table: pd.DataFrame,
+    verdicts: pd.DataFrame | None = None,
+    *,
+    test: str = "wilcoxon",
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Per method x layer x metric statistics of a result table, with baseline comparisons.
+
+    Whether a row beats a baseline comes from a paired test over images (see
+    :func:`~explain.evaluation.verdicts.compare_with_baselines`), never from comparing means.
 
     Args:
         table: :attr:`EvaluationResult.table`.
+        verdicts: the verdict table to take the tests from (its ``"all"`` subset); computed
+            from ``table`` when None.
+        test, alpha, seed: for the paired tests when they are computed here.
 
     Returns:
         See :attr:`EvaluationResult.summary`.
     """
     if table.empty:
         return pd.DataFrame()
+    if verdicts is None:
+        verdicts = compare_with_baselines(table, test=test, alpha=alpha, seed=seed)
     grouped = table.groupby(["method", "layer", "metric"], sort=False)["value"]
     summary = grouped.agg(["mean", "std", "median", "count"]).rename(columns={"count": "n"})
     summary["sem"] = summary["std"] / np.sqrt(summary["n"].clip(lower=1))
@@ -239,19 +312,29 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     summary["category"] = summary["metric"].map(lambda m: METRICS[m].category)
     summary["direction"] = summary["metric"].map(lambda m: METRICS[m].direction)
     summary["unit"] = summary["metric"].map(lambda m: METRICS[m].unit)
+    tested = verdicts[verdicts["subset"] == "all"].set_index(
+        ["method", "layer", "metric", "baseline"]
+    )
     for name in BASELINES:
         means = summary[summary["method"] == name].set_index("metric")["mean"]
         summary[name] = summary["metric"].map(means)
-        better = []
+        p_values, better = [], []
         for row in summary.itertuples():
-            base = getattr(row, name)
-            if row.method in BASELINES or pd.isna(base) or pd.isna(row.mean):
+            key = (row.method, row.layer, row.metric, name)
+            if row.method in BASELINES or key not in tested.index:
+                p_values.append(np.nan)
                 better.append(pd.NA)
-            else:
-                better.append(METRICS[row.metric].better(row.mean, base))
+                continue
+            found = tested.loc[key]
+            p_values.append(float(found["p_adjusted"]))
+            better.append(
+                found["verdict"] == "better" if found["verdict"] != "not tested" else pd.NA
+            )
+        summary[f"p_{name}"] = p_values
         summary[f"better_than_{name}"] = pd.array(better, dtype="boolean")
     columns = ["method", "layer", "metric", "category", "direction", "unit"]
     columns += ["mean", "std", "sem", "median", "n", *BASELINES]
+    columns += [f"p_{b}" for b in BASELINES]
     columns += [f"better_than_{b}" for b in BASELINES]
     return summary[columns]
 
@@ -266,6 +349,8 @@ class _Settings:
     road_fractions: tuple[float, ...]
     road_noise: float
     pointing_tolerance: float
+    loc_threshold: float
+    iou_threshold: float
     batch_size: int
     seed: int
 
@@ -295,8 +380,13 @@ class _Scorer:
         metrics: list[Metric],
         settings: _Settings,
         tracker: _Tracker,
+        predictions: np.ndarray,
     ):
         self.handle, self.data, self.tgt, self.p = handle, data, targets, p_target
+        labels = data.labels
+        # Top-1 correct, per image; NaN where the true class is unknown.
+        self.correct = np.where(labels >= 0, (predictions == labels).astype(np.float64), np.nan)
+        self.boxes: list[np.ndarray] | None = None
         self.names = {m.name for m in metrics}
         self.groups = {m.group for m in metrics}
         self.s = settings
@@ -403,10 +493,19 @@ class _Scorer:
             self._add((scores["lerf"] - scores["morf"]) / 2, method, layer, "road_combined")
 
     def _localisation(self, method: str, layer: str, maps: np.ndarray, progress: Progress) -> None:
-        masks = self.data.masks
-        self._add(pointing_game(maps, masks, self.s.pointing_tolerance), method, layer,
+        masks, s = self.data.masks, self.s
+        self._add(pointing_game(maps, masks, s.pointing_tolerance), method, layer,
                   "pointing_game")  # fmt: skip
         self._add(energy_pointing_game(maps, masks), method, layer, "energy_pointing_game")
+        if self.names & {"box_iou", "box_accuracy", "localisation_error"}:
+            if self.boxes is None:  # boxes of mask regions are worked out once
+                self.boxes = self.data.object_boxes()
+            _, iou = box_localisation(maps, self.boxes, s.loc_threshold)
+            self._add(iou, method, layer, "box_iou")
+            hit = np.where(np.isfinite(iou), (iou >= s.iou_threshold).astype(np.float64), np.nan)
+            self._add(hit, method, layer, "box_accuracy")
+            error = localisation_error(iou, self.correct, s.iou_threshold)
+            self._add(error, method, layer, "localisation_error")
 
 
 def _head(result: CamResult, layers: Sequence[str], n: int) -> CamResult:
@@ -432,6 +531,7 @@ def evaluate(
     baselines: Sequence[str] = BASELINES,
     labels: Sequence[int] | None = None,
     masks: np.ndarray | None = None,
+    annotations: Any = None,
     max_images: int | None = None,
     steps: int = 20,
     deletion_baseline: Baseline = "zero",
@@ -439,9 +539,17 @@ def evaluate(
     road_fractions: Sequence[float] = ROAD_FRACTIONS,
     road_noise: float = 0.01,
     pointing_tolerance: float = 0.0,
+    loc_threshold: float = 0.15,
+    iou_threshold: float = 0.5,
+    small_object: float = 0.5,
+    test: str = "wilcoxon",
+    confidence: float = 0.95,
+    alpha: float = 0.05,
+    n_resamples: int = N_RESAMPLES,
     sanity_depth: int = 2,
     sanity_stages: Sequence[str] | None = None,
     sanity_images: int | None = None,
+    max_channels: int | None = None,
     batch_size: int = 64,
     cam_batch_size: int = 16,
     seed: int = 0,
@@ -452,7 +560,8 @@ def evaluate(
     Args:
         handle: the model.
         dataset: see :func:`explain.evaluation.data.load_eval_data` (``"builtin:shapes"``, a
-            folder, arrays, a tensor, ``(images, labels[, masks])``, ...).
+            folder, arrays, a tensor, ``(images, labels[, masks])``, an
+            :class:`~explain.evaluation.annotated.AnnotatedDataset`, ...).
         methods: CAM methods (see ``explain.METHODS``); a method that cannot run on this model
             (CAM without a GAP + linear head, say) is skipped with a note.
         layers: layers (default ``handle.default_layer``).
@@ -462,6 +571,9 @@ def evaluate(
             one class index per image. The same class is explained and scored.
         baselines: baseline maps to score as well (``"random"``, ``"gaussian"``).
         labels, masks: for arrays, tensors and file lists (see ``load_eval_data``).
+        annotations: ground truth for a folder or list of images: a boxes CSV, a COCO JSON, a
+            Pascal VOC folder, a folder of PNG masks, or uploaded CSV/JSON bytes (boxes and
+            masks follow the images through the model's resize and crop).
         max_images: evaluate a seeded random subset of this size.
         steps: intervals of the deletion and insertion curves (``steps + 1`` points).
         deletion_baseline: what deleted pixels become (see ``make_baseline``; default zeros of
@@ -469,8 +581,19 @@ def evaluate(
         insertion_baseline: what insertion starts from (default a blurred image).
         road_fractions, road_noise: ROAD removal fractions and imputation noise.
         pointing_tolerance: pixels of tolerance in the pointing game.
+        loc_threshold: box localisation keeps the pixels at or above this fraction of each
+            map's maximum (0.15 as in Grad-CAM).
+        iou_threshold: IoU a box needs to count as localised (0.5).
+        small_object: images whose object mask covers less than this share of the input form
+            the subset ``"small objects"`` (verdicts on it too).
+        test: the paired test behind every verdict: ``"wilcoxon"`` or ``"bootstrap"``.
+        confidence: level of the intervals of mean differences.
+        alpha: significance level of the verdicts (Holm-adjusted within a subset).
+        n_resamples: bootstrap resamples for the intervals (and the bootstrap test).
         sanity_depth, sanity_stages: randomisation cascade (see ``cascade_stages``).
         sanity_images: run the randomisation check on the first this-many images only.
+        max_channels: Score-CAM / Ablation-CAM only, approximate: perturb only this many
+            channels (of highest activation variance); other methods ignore it.
         batch_size: images per forward pass for the metrics (1 turns batching off).
         cam_batch_size: images per CAM pass.
         seed: seeds everything random (subset, random maps, ROAD noise, randomisation).
@@ -489,14 +612,16 @@ def evaluate(
     for layer in layers:
         handle.map_layer(layer)
     chosen = resolve_metrics(metrics)
+    _check_settings(test, confidence, alpha, loc_threshold, iou_threshold, small_object)
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise ExplainError(f"Unknown baseline(s) {unknown}.", hint=f"use {', '.join(BASELINES)}.")
     if not methods and not baselines:
         raise ExplainError("Nothing to evaluate: no method and no baseline.")
     data = load_eval_data(
-        handle, dataset, labels=labels, masks=masks, max_images=max_images, seed=seed
-    )
+        handle, dataset, labels=labels, masks=masks, annotations=annotations,
+        max_images=max_images, seed=seed,
+    )  # fmt: skip
     notes = list(data.notes)
     if data.skipped:
         notes.append(f"{len(data.skipped)} file(s) skipped while reading the data.")
@@ -504,6 +629,12 @@ def evaluate(
         skipped = [m.name for m in chosen if m.needs_masks]
         notes.append(f"no object masks in this dataset: {', '.join(skipped)} skipped.")
         chosen = [m for m in chosen if not m.needs_masks]
+    unlabelled = int((data.labels < 0).sum())
+    if unlabelled and any(m.name == "localisation_error" for m in chosen):
+        notes.append(
+            f"localisation_error needs the true class: {unlabelled} image(s) without a known "
+            "label have no value."
+        )
     timings = {"data": time.perf_counter() - t0}
     x, n = data.x, len(data)
     size = (int(x.shape[-2]), int(x.shape[-1]))
@@ -515,13 +646,13 @@ def evaluate(
 
     settings = _Settings(
         steps, deletion_baseline, insertion_baseline, tuple(road_fractions), road_noise,
-        pointing_tolerance, batch_size, seed,
+        pointing_tolerance, loc_threshold, iou_threshold, batch_size, seed,
     )  # fmt: skip
     sanity_metrics = [m.name for m in chosen if m.group == "randomisation"]
     sanity_n = n if sanity_images is None else max(1, min(n, int(sanity_images)))
     stages = cascade_stages(handle, sanity_depth, sanity_stages) if sanity_metrics else []
     tracker = _Tracker(progress, 1.0)
-    scorer = _Scorer(handle, data, tgt, p_target, chosen, settings, tracker)
+    scorer = _Scorer(handle, data, tgt, p_target, chosen, settings, tracker, predictions)
     n_maps = len(methods) * len(layers) + len(baselines)
     cam_units = 3.0 * n  # a forward and a backward pass per image, about
     sanity_units = 3.0 * sanity_n * len(methods) * len(stages)
@@ -536,9 +667,10 @@ def evaluate(
     for method in methods:
         callback = tracker.step(cam_units, f"{method}: maps")
         try:
+            extra = {"max_channels": max_channels} if max_channels and _perturbs(method) else {}
             res = compute_cams(
                 handle, x, layers, method, tgt.tolist(), batch_size=cam_batch_size,
-                progress=callback,
+                progress=callback, **extra,
             )  # fmt: skip
         except ExplainError as exc:
             notes.append(f"{method} skipped: {exc}")
@@ -584,6 +716,16 @@ def evaluate(
         timings["randomisation"] = time.perf_counter() - start
 
     table = _assemble(frames, data, tgt, predictions)
+    start = time.perf_counter()
+    images = _image_frame(data, tgt, predictions, small_object)
+    subsets = {"all": images["image"].to_numpy()}
+    if "small objects" in images:
+        subsets["small objects"] = images.loc[images["small objects"], "image"].to_numpy()
+    verdicts = compare_with_baselines(
+        table, subsets, baselines=[b for b in baselines if b in BASELINES], test=test,
+        confidence=confidence, alpha=alpha, n_resamples=n_resamples, seed=seed,
+    )  # fmt: skip
+    timings["statistics"] = time.perf_counter() - start
     timings["total"] = time.perf_counter() - t0
     params = {
         "model": handle.spec,
@@ -600,14 +742,76 @@ def evaluate(
         "road_fractions": list(road_fractions),
         "road_noise": road_noise,
         "pointing_tolerance": pointing_tolerance,
+        "loc_threshold": loc_threshold,
+        "iou_threshold": iou_threshold,
+        "small_object": small_object,
+        "subsets": {name: len(idx) for name, idx in subsets.items()},
+        "test": test,
+        "confidence": confidence,
+        "alpha": alpha,
+        "p_adjustment": "holm (within each subset)",
+        "n_resamples": n_resamples,
+        "max_channels": max_channels,
         "sanity_stages": [s.name for s in stages],
         "sanity_images": sanity_n if sanity_metrics else 0,
         "batch_size": batch_size,
         "seed": seed,
     }
     return EvaluationResult(
-        table, summarise(table), curves, [s.name for s in stages], chosen, notes, params, timings
-    )
+        table, summarise(table, verdicts), curves, [s.name for s in stages], chosen, notes,
+        params, timings, verdicts, images,
+    )  # fmt: skip
+
+
+def _check_settings(
+    test: str, confidence: float, alpha: float, threshold: float, iou: float, small: float
+) -> None:
+    """Refuse bad settings before any work is done."""
+    if test not in TESTS:
+        raise ExplainError(f"Unknown paired test {test!r}.", hint=f"use {' or '.join(TESTS)}.")
+    for name, value, low, high in (
+        ("confidence", confidence, 0.0, 1.0),
+        ("alpha", alpha, 0.0, 1.0),
+        ("loc_threshold", threshold, 0.0, 1.0),
+        ("iou_threshold", iou, 0.0, 1.0),
+        ("small_object", small, 0.0, 1.0),
+    ):
+        inside = low < value < high if name in ("confidence", "alpha") else low <= value <= high
+        if not inside:
+            raise ExplainError(f"{name} must lie between {low} and {high}, got {value}.")
+
+
+def _perturbs(method: str) -> bool:
+    return check_method(method).kind == "perturbation"
+
+
+def _image_frame(
+    data: EvalData, tgt: np.ndarray, predictions: np.ndarray, small_object: float
+) -> pd.DataFrame:
+    """One row per image: labels, prediction, object size and subset membership."""
+    n = len(data)
+    known = data.labels >= 0
+    frame = pd.DataFrame(
+        {
+            "image": np.arange(n),
+            "name": data.names,
+            "label": data.labels,
+            "target": tgt,
+            "prediction": predictions,
+            "correct": pd.array(
+                [bool(p == y) if k else pd.NA for p, y, k in zip(predictions, data.labels, known,
+                                                                  strict=True)],
+                dtype="boolean",
+            ),
+        }
+    )  # fmt: skip
+    fraction = data.object_fraction
+    if fraction is not None:
+        boxes = data.object_boxes() or []
+        frame["object_fraction"] = fraction
+        frame["boxes"] = [len(b) for b in boxes]
+        frame["small objects"] = fraction < small_object
+    return frame
 
 
 def _describe(baseline: Baseline) -> str:
