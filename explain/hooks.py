@@ -23,6 +23,8 @@ from torch import nn
 Watcher = Callable[[str, torch.Tensor], None]
 #: ``fn(tensor) -> replacement or None`` applied to a module's output.
 Replacer = Callable[[torch.Tensor], torch.Tensor | None]
+#: ``fn(name, args, kwargs) -> (args, kwargs) or None`` called before a module runs.
+Before = Callable[[str, tuple, dict], tuple[tuple, dict] | None]
 
 
 def first_tensor(output: Any) -> torch.Tensor | None:
@@ -84,6 +86,7 @@ class Hooks:
         self.model = model
         self._modules: dict[str, nn.Module] | None = None
         self._plans: list[tuple[str, Callable[..., Any]]] = []
+        self._pre_plans: list[tuple[str, Callable[..., Any]]] = []
         self._handles: list[Any] = []
         self.outputs: dict[str, torch.Tensor] = {}
         self.inputs: dict[str, torch.Tensor] = {}
@@ -153,6 +156,20 @@ class Hooks:
             self._plan_output(name, call, raw=raw)
         return self
 
+    def before(self, names: Iterable[str], fn: Before) -> Hooks:
+        """Call ``fn(name, args, kwargs)`` before each of ``names`` runs; a returned
+        ``(args, kwargs)`` replaces the call's inputs (``None`` keeps them)."""
+
+        def plan(name: str) -> Callable[..., Any]:
+            def hook(_module: nn.Module, args: tuple, kwargs: dict) -> Any:
+                return fn(name, args, kwargs)
+
+            return hook
+
+        for name in names:
+            self._pre_plans.append((name, plan(name)))
+        return self
+
     def _plan_output(
         self, name: str, fn: Callable[[str, Any], torch.Tensor | None], raw: bool = False
     ) -> None:
@@ -183,6 +200,9 @@ class Hooks:
     # -- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> Hooks:
         try:
+            for name, hook in self._pre_plans:
+                module = self.module(name)
+                self._handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
             for name, hook in self._plans:
                 self._handles.append(self.module(name).register_forward_hook(hook))
         except BaseException:
