@@ -1,9 +1,10 @@
-"""The one way this project hooks a model: forward hooks on named modules that exist only inside
-a ``with`` block (installed on entry, removed on exit, even on errors).
+"""The one way this project hooks a model: forward hooks (and pre-hooks) on named modules that
+exist only inside a ``with`` block (installed on entry, removed on exit, even on errors).
 
 Every caller that needs to see or change what a layer computes goes through :class:`Hooks`:
 the CAM engine (record activations), Ablation-CAM (replace a layer's output), CAM (the head's
-input), the layer probe and the embeddings collector (callbacks on outputs).
+input), the layer probe and the embeddings collector (callbacks on outputs), the attention
+methods (which block runs, each block's input made a new leaf).
 
 A recording never changes what the model computes: it keeps each hooked layer's output and hands
 the rest of the network a copy, so later in-place operations (``ReLU(inplace=True)``) cannot
@@ -64,7 +65,8 @@ def replace_first_tensor(output: Any, new: torch.Tensor) -> Any:
 
 
 class Hooks:
-    """Forward hooks on the named modules of ``model``, alive only inside ``with``.
+    """Forward hooks (and pre-hooks, :meth:`before`) on the named modules of ``model``, alive
+    only inside ``with``.
 
     Plan what to do first (each method returns ``self``), then run the model inside the block::
 

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from explain import LayerError, Preprocess, TopK, compute_cams, load_model
-from explain.cams.attention import AttentionCapture, AttentionError
+from explain import AttentionError, LayerError, Preprocess, TopK, compute_cams, load_model
+from explain.cams.attention import AttentionCapture
 
 Q, H = 0.25, 0.5
 PROBS = [

@@ -30,14 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from ..errors import ExplainError
+from ..errors import AttentionError
 
 _SOFTMAXES = {F.softmax, torch.softmax, torch.Tensor.softmax}
 _MHA_SIGNATURE = inspect.signature(F.multi_head_attention_forward)
-
-
-class AttentionError(ExplainError, ValueError):
-    """A model whose attention the attention methods cannot use."""
 
 
 # -- explicit attention --------------------------------------------------------------------------
@@ -213,4 +209,4 @@ class AttentionCapture(TorchFunctionMode):
         return out
 
 
-__all__ = ["AttentionCapture", "AttentionError", "attend", "explicit_mha", "explicit_sdpa"]
+__all__ = ["AttentionCapture", "attend", "explicit_mha", "explicit_sdpa"]

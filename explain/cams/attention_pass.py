@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from ..errors import ExplainError, LayerError
+from ..errors import AttentionError, ExplainError, LayerError
 from ..hooks import Hooks, first_tensor
 from ..layers import LayerInfo
 from ..models import ModelHandle
 from ..targets import ResolvedTargets, resolve_targets
-from .attention import AttentionCapture, AttentionError
+from .attention import AttentionCapture
 from .forward import batched_grads
 
 
@@ -83,13 +83,51 @@ def _as_heads(probs: torch.Tensor, n: int) -> torch.Tensor:
     return probs
 
 
+def _block_probs(
+    capture: AttentionCapture, blocks: Sequence[LayerInfo], n: int
+) -> tuple[list[str], list[torch.Tensor]]:
+    """The blocks that computed one self-attention over their ``T`` tokens, and its
+    probabilities ``(n, heads, T, T)``."""
+    found, probs = [], []
+    for block in blocks:
+        t = block.shape[0]
+        kept = [
+            _as_heads(p, n)
+            for p in capture.probs.get(block.name, [])
+            if p.shape[-2:] == (t, t) and p.numel() % (n * t * t) == 0
+        ]
+        if len(kept) > 1:
+            raise AttentionError(
+                f"Block {block.name} computed {len(kept)} self-attentions; the attention "
+                "methods need one per block."
+            )
+        if kept:
+            found.append(block.name)
+            probs.append(kept[0])
+    return found, probs
+
+
+def _layer_depths(layers: Sequence[LayerInfo], blocks: Sequence[LayerInfo]) -> dict[str, int]:
+    """Requested layer -> how many attention blocks its map uses (a clear error for a layer
+    before the first one)."""
+    depth = {}
+    for layer in layers:
+        depth[layer.name] = _depth(layer, blocks)
+        if depth[layer.name] == 0:
+            raise LayerError(
+                f"Layer {layer.name} comes before the first attention block ({blocks[0].name}).",
+                hint=f"choose {blocks[0].name} or a later layer, e.g. {blocks[-1].name}.",
+            )
+    return depth
+
+
 def run_attention_pass(
     handle: ModelHandle,
     x: torch.Tensor,
     layers: Sequence[LayerInfo],
     targets: Any,
     *,
-    grads: str | None = None,
+    grads: Literal["score", "layer"] | None = None,
 ) -> AttentionPass:
     """One forward pass that keeps every block's attention probabilities.
 
@@ -118,7 +156,6 @@ def run_attention_pass(
             hint="use a CAM method such as method='gradcam'.",
         )
     names = [b.name for b in blocks]
-    tokens = {b.name: b.shape[0] for b in blocks}
     n = int(x.shape[0])
     capture = AttentionCapture()
     outputs: dict[str, torch.Tensor] = {}
@@ -158,22 +195,7 @@ def run_attention_pass(
             raise ExplainError(f"{handle.name} did not return (N, classes) logits.")
         logits = out[:n]
         resolved = resolve_targets(targets, logits.detach(), handle.labels, handle.class_index)
-        found, probs = [], []
-        for name in names:
-            t = tokens[name]
-            kept = [
-                _as_heads(p, n)
-                for p in capture.probs.get(name, [])
-                if p.shape[-2:] == (t, t) and p.numel() % (n * t * t) == 0
-            ]
-            if len(kept) > 1:
-                raise AttentionError(
-                    f"Block {name} computed {len(kept)} self-attentions; the attention methods "
-                    "need one per block."
-                )
-            if kept:
-                found.append(name)
-                probs.append(kept[0])
+        found, probs = _block_probs(capture, blocks, n)
         if not found:
             raise AttentionError(
                 f"No self-attention over the patch tokens was found in the blocks of "
@@ -181,15 +203,7 @@ def run_attention_pass(
                 hint="use a CAM method such as method='gradcam'.",
             )
         info = {b.name: b for b in blocks}
-        kept_infos = [info[name] for name in found]
-        depth = {}
-        for layer in layers:
-            depth[layer.name] = _depth(layer, kept_infos)
-            if depth[layer.name] == 0:
-                raise LayerError(
-                    f"Layer {layer.name} comes before the first attention block ({found[0]}).",
-                    hint=f"choose {found[0]} or a later layer, e.g. {found[-1]}.",
-                )
+        depth = _layer_depths(layers, [info[name] for name in found])
         used = max(depth.values())  # blocks after the deepest requested layer need no gradient
         raw: list[torch.Tensor | None] = []
         if grads == "score":
