@@ -267,22 +267,46 @@ def test_capture_keeps_the_logits_of_fused_attention(tv_vit, vit_images, tmp_pat
         torch.testing.assert_close(explicit, plain, rtol=1e-5, atol=1e-5)
 
 
+def _timm_switch(vit: nn.Module):
+    def switch(fused: bool) -> None:
+        for block in vit.blocks:
+            block.attn.fused_attn = fused
+
+    return switch
+
+
 def test_fused_and_explicit_attention_give_the_same_maps(vit_images, tmp_path):
+    import timm
     from hf_factory import make_hf_model
 
     vit = _timm_vit(reg_tokens=4)  # class token + 4 register tokens before the 8 x 8 patches
-    handle = load_model(vit, weights=None, device="cpu", preprocess=Preprocess(input_size=(64, 64)))
-    assert handle.layer("blocks.2").prefix_tokens == 5
-    make_hf_model("deit", tmp_path / "deit")  # class + distillation token
+    registers = load_model(
+        vit, weights=None, device="cpu", preprocess=Preprocess(input_size=(64, 64))
+    )
+    assert registers.layer("blocks.2").prefix_tokens == 5
+    torch.manual_seed(2)
+    deit = timm.create_model(  # timm's DeiT: class + distillation token, two heads averaged
+        "deit_tiny_distilled_patch16_224",
+        pretrained=False,
+        img_size=64,
+        patch_size=8,
+        depth=3,
+        num_classes=10,
+    ).eval()
+    distilled = load_model(
+        deit, weights=None, device="cpu", preprocess=Preprocess(input_size=(64, 64))
+    )
+    assert distilled.layer("blocks.2").prefix_tokens == 2
+    make_hf_model("deit", tmp_path / "deit")  # Hugging Face's DeiT with its teacher head
     hf = load_model(f"hf:{tmp_path / 'deit'}", device="cpu")
+
+    def hf_switch(fused: bool) -> None:
+        hf.model.config._attn_implementation = "sdpa" if fused else "eager"
+
     for h, switch in [
-        (handle, lambda fused: [setattr(b.attn, "fused_attn", fused) for b in vit.blocks]),
-        (
-            hf,
-            lambda fused: setattr(
-                hf.model.config, "_attn_implementation", "sdpa" if fused else "eager"
-            ),
-        ),
+        (registers, _timm_switch(vit)),
+        (distilled, _timm_switch(deit)),
+        (hf, hf_switch),
     ]:
         layer = h.default_layer
         for method in ("rollout", "chefer", "legrad"):
@@ -291,7 +315,7 @@ def test_fused_and_explicit_attention_give_the_same_maps(vit_images, tmp_path):
                 switch(fused)
                 maps[fused] = compute_cams(h, vit_images, layers=layer, method=method).raw[layer]
             switch(True)
-            assert maps[True].shape == (3, 8, 8)
+            assert maps[True].shape == (3, 8, 8) and maps[True].std() > 0
             np.testing.assert_allclose(
                 maps[True], maps[False], rtol=1e-4, atol=1e-6 * np.abs(maps[True]).max()
             )

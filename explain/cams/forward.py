@@ -125,7 +125,7 @@ def grads_and_hvps(
     """
     k = scores.shape[1]
     if not scores.requires_grad:
-        return [None] * len(wrt), [torch.zeros((k, *a.shape)) for a in wrt]
+        return [None] * len(wrt), [a.new_zeros((k, *a.shape)) for a in wrt]
     grads: list[list[torch.Tensor | None]] = [[] for _ in wrt]
     hvps: list[list[torch.Tensor]] = [[] for _ in wrt]
     for j in range(k):

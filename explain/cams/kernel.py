@@ -28,7 +28,7 @@ def kernel_first_component(
     x = torch.nan_to_num(acts.double()).reshape(n, c, h * w).transpose(1, 2)
     x = x - x.mean(dim=1, keepdim=True)
     if h * w == 1:
-        return torch.zeros(n, h, w)
+        return acts.new_zeros(n, h, w)
     gram = torch.tanh((1.0 / c if gamma is None else gamma) * x @ x.transpose(1, 2) + coef0)
     centred = (
         gram

@@ -37,7 +37,7 @@ def rollout(probs: list[torch.Tensor]) -> torch.Tensor:
     Returns:
         ``(n, T, T)``.
     """
-    eye = torch.eye(probs[0].shape[-1], dtype=probs[0].dtype)
+    eye = torch.eye(probs[0].shape[-1], dtype=probs[0].dtype, device=probs[0].device)
     relevance = eye.expand(probs[0].shape[0], -1, -1)
     for a in probs:
         relevance = ((a.mean(dim=1) + eye) / 2) @ relevance
@@ -56,7 +56,7 @@ def relevancy(probs: list[torch.Tensor], grads: list[torch.Tensor | None]) -> to
     """
     n, _, t, _ = probs[0].shape
     k = next(g.shape[1] for g in grads if g is not None) if any(g is not None for g in grads) else 1
-    relevance = torch.eye(t, dtype=probs[0].dtype).expand(n, k, t, t)
+    relevance = torch.eye(t, dtype=probs[0].dtype, device=probs[0].device).expand(n, k, t, t)
     for a, g in zip(probs, grads, strict=True):
         if g is not None:
             relevance = relevance + torch.relu(g * a[:, None]).mean(dim=2) @ relevance
