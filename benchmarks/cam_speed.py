@@ -397,77 +397,61 @@ def case_ablationcam(setup: Setup) -> list[Row]:
     return rows
 
 
+def pgc_case(
+    setup: Setup,
+    title: str,
+    method: str,
+    peer: Any,
+    ours_target: Callable[[int], Any],
+    peer_targets: Callable[[int], Any],
+) -> list[Row]:
+    """Ours ``method`` next to pytorch-grad-cam's ``peer`` class, resnet50 ``layer4``; the
+    targets of each are made from the image's top-1 class."""
+    handle, x, c = make_model("resnet50", setup)
+    model, n = handle.model, setup.repeats
+
+    def ours() -> list[np.ndarray]:
+        return [compute_cams(handle, x, "layer4", method, ours_target(c)).maps["layer4"][0]]
+
+    def pgc() -> list[np.ndarray]:
+        with peer(model=model, target_layers=[model.layer4]) as cam, quiet():
+            return [cam(input_tensor=x, targets=peer_targets(c))[0]]
+
+    impls = [
+        Impl("ours (compute_cams)", ours, n, ours=True),
+        Impl(f"pytorch-grad-cam {peer.__name__}", pgc, n),
+    ]
+    return run_case(title, impls, setup.size)
+
+
 def case_shapleycam(setup: Setup) -> list[Row]:
-    """Shapley-CAM with the paper's ReST score, resnet50 ``layer4`` (second-order terms)."""
+    """Shapley-CAM with the paper's ReST score (so the second-order term is not zero)."""
     from pytorch_grad_cam import ShapleyCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST
 
-    handle, x, c = make_model("resnet50", setup)
-    model, n = handle.model, setup.repeats
+    def rest(c: int) -> Callable[[torch.Tensor], torch.Tensor]:  # z_c - CE(z, c)
+        return lambda z: 2 * z[:, c] - z.logsumexp(dim=1)
 
-    def rest(z: torch.Tensor) -> torch.Tensor:  # z_c - CE(z, c)
-        return 2 * z[:, c] - z.logsumexp(dim=1)
-
-    def pgc() -> list[np.ndarray]:
-        with ShapleyCAM(model=model, target_layers=[model.layer4]) as cam, quiet():
-            return [cam(input_tensor=x, targets=[ClassifierOutputReST(c)])[0]]
-
-    impls = [
-        Impl(
-            "ours (compute_cams)",
-            lambda: [compute_cams(handle, x, "layer4", "shapleycam", rest).maps["layer4"][0]],
-            n,
-            ours=True,
-        ),
-        Impl("pytorch-grad-cam ShapleyCAM", pgc, n),
-    ]
-    return run_case("Shapley-CAM (ReST score) resnet50 layer4", impls, setup.size)
+    title = "Shapley-CAM (ReST score) resnet50 layer4"
+    return pgc_case(
+        setup, title, "shapleycam", ShapleyCAM, rest, lambda c: [ClassifierOutputReST(c)]
+    )
 
 
 def case_finercam(setup: Setup) -> list[Row]:
-    """Finer-CAM, resnet50 ``layer4``: the top-1 class against its 3 nearest classes."""
+    """Finer-CAM: the top-1 class against its 3 classes of nearest logit."""
     from pytorch_grad_cam import FinerCAM
 
-    handle, x, c = make_model("resnet50", setup)
-    model, n = handle.model, setup.repeats
-
-    def pgc() -> list[np.ndarray]:
-        with FinerCAM(model=model, target_layers=[model.layer4]) as cam, quiet():
-            return [cam(input_tensor=x, targets=None)[0]]
-
-    impls = [
-        Impl(
-            "ours (compute_cams)",
-            lambda: [compute_cams(handle, x, "layer4", "finercam", c).maps["layer4"][0]],
-            n,
-            ours=True,
-        ),
-        Impl("pytorch-grad-cam FinerCAM", pgc, n),
-    ]
-    return run_case("Finer-CAM resnet50 layer4", impls, setup.size)
+    title = "Finer-CAM resnet50 layer4"
+    return pgc_case(setup, title, "finercam", FinerCAM, lambda c: c, lambda c: None)
 
 
 def case_kpcacam(setup: Setup) -> list[Row]:
-    """KPCA-CAM (sigmoid kernel), resnet50 ``layer4``."""
+    """KPCA-CAM (sigmoid kernel; class-agnostic)."""
     from pytorch_grad_cam import KPCA_CAM
 
-    handle, x, _ = make_model("resnet50", setup)
-    model, n = handle.model, setup.repeats
-
-    def pgc() -> list[np.ndarray]:
-        with KPCA_CAM(model=model, target_layers=[model.layer4]) as cam, quiet():
-            return [cam(input_tensor=x, targets=None)[0]]
-
-    impls = [
-        Impl(
-            "ours (compute_cams)",
-            lambda: [compute_cams(handle, x, "layer4", "kpcacam").maps["layer4"][0]],
-            n,
-            ours=True,
-        ),
-        Impl("pytorch-grad-cam KPCA_CAM", pgc, n),
-    ]
-    return run_case("KPCA-CAM resnet50 layer4", impls, setup.size)
+    title = "KPCA-CAM resnet50 layer4"
+    return pgc_case(setup, title, "kpcacam", KPCA_CAM, lambda c: None, lambda c: None)
 
 
 def case_legrad(setup: Setup) -> list[Row]:

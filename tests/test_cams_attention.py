@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import torchvision
+from reference_models import pearson, small_timm_vit, small_vit
 from torch import nn
 
 from explain import AttentionError, LayerError, Preprocess, TopK, compute_cams, load_model
@@ -180,38 +180,10 @@ def test_capture_leaves_nothing_behind_even_after_errors(method):
 
 
 # -- real vision transformers -------------------------------------------------------------------
-def _torchvision_vit() -> nn.Module:
-    torch.manual_seed(3)
-    vit = torchvision.models.VisionTransformer(
-        image_size=64,
-        patch_size=8,
-        num_layers=3,
-        num_heads=4,
-        hidden_dim=64,
-        mlp_dim=128,
-        num_classes=10,
-    ).eval()
-    with torch.no_grad():  # torchvision zero-initialises the head; give it real weights
-        vit.heads.head.weight.normal_(0, 0.5)
-    return vit
-
-
-def _timm_vit(**kwargs) -> nn.Module:
-    import timm
-
-    torch.manual_seed(1)
-    vit = timm.models.VisionTransformer(
-        img_size=64, patch_size=8, embed_dim=64, depth=3, num_heads=4, num_classes=10, **kwargs
-    ).eval()
-    with torch.no_grad():
-        vit.head.weight.normal_(0, 0.5)
-    return vit
-
-
 @pytest.fixture(scope="module")
 def tv_vit():
     return load_model(
-        _torchvision_vit(),
+        small_vit(),
         weights=None,
         device="cpu",
         preprocess=Preprocess(input_size=(64, 64), resize=72),
@@ -221,10 +193,6 @@ def tv_vit():
 @pytest.fixture(scope="module")
 def vit_images(tv_vit, photo_paths):
     return tv_vit.preprocess(photo_paths[5:8])
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
 
 
 def test_legrad_matches_torchcam(tv_vit, vit_images):
@@ -241,7 +209,7 @@ def test_legrad_matches_torchcam(tv_vit, vit_images):
             theirs = F.interpolate(theirs[:, None], size=(64, 64), mode="bilinear")[:, 0]
             for a, b in zip(ours.maps[layer], theirs.numpy(), strict=True):
                 assert np.ptp(a) > 0
-                assert _pearson(a, b) >= 0.99
+                assert pearson(a, b) >= 0.99
     _clean(tv_vit)
 
 
@@ -261,7 +229,7 @@ def test_capture_keeps_the_logits_of_fused_attention(tv_vit, vit_images, tmp_pat
     # and Hugging Face's sdpa implementation, each run explicitly by the capture.
     hf, _ = make_hf_model("vit", tmp_path / "vit")
     assert hf.config._attn_implementation == "sdpa"
-    models = [tv_vit.model, _timm_vit(), lambda x: hf(pixel_values=x).logits]
+    models = [tv_vit.model, small_timm_vit(), lambda x: hf(pixel_values=x).logits]
     for model in models:
         plain, explicit = _logits_with_and_without_capture(model, vit_images)
         torch.testing.assert_close(explicit, plain, rtol=1e-5, atol=1e-5)
@@ -279,7 +247,7 @@ def test_fused_and_explicit_attention_give_the_same_maps(vit_images, tmp_path):
     import timm
     from hf_factory import make_hf_model
 
-    vit = _timm_vit(reg_tokens=4)  # class token + 4 register tokens before the 8 x 8 patches
+    vit = small_timm_vit(reg_tokens=4)  # class token + 4 register tokens before the 8 x 8 patches
     registers = load_model(
         vit, weights=None, device="cpu", preprocess=Preprocess(input_size=(64, 64))
     )
@@ -325,7 +293,7 @@ def test_fused_and_explicit_attention_give_the_same_maps(vit_images, tmp_path):
 def test_rollout_with_register_tokens_matches_a_reference(vit_images):
     # Reference: the probabilities read from timm's own explicit path (the input of attn_drop),
     # rolled out by hand; the class token's row, the 5 prefix keys dropped.
-    vit = _timm_vit(reg_tokens=4)
+    vit = small_timm_vit(reg_tokens=4)
     for block in vit.blocks:
         block.attn.fused_attn = False
     handle = load_model(vit, weights=None, device="cpu", preprocess=Preprocess(input_size=(64, 64)))

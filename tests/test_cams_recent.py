@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torchvision
+from reference_models import agree, pearson, random_resnet18, small_timm_vit
 from torch import nn
 
 from explain import Contrast, Preprocess, TargetError, compute_cams, load_model
@@ -19,22 +19,6 @@ from pytorch_grad_cam.utils.model_targets import (  # noqa: E402
     ClassifierOutputReST,
     ClassifierOutputTarget,
 )
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
-    if a.std() == 0 and b.std() == 0:
-        return 1.0 if np.allclose(a, b) else 0.0
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def assert_agree(ours: np.ndarray, theirs: np.ndarray, threshold: float = 0.99) -> int:
-    """Every map agrees; returns how many carry a pattern (random-weight models can give an
-    all-zero map for some class: most maps must still be informative, checked by callers)."""
-    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
-        r = pearson(a, b)
-        assert r >= threshold, f"image {i}: Pearson {r:.4f} < {threshold}"
-    return int(sum(np.ptp(a) > 0 for a in ours))
 
 
 def rest(classes: list[int]):
@@ -49,14 +33,7 @@ def rest(classes: list[int]):
 
 @pytest.fixture(scope="module")
 def resnet():
-    torch.manual_seed(0)
-    return load_model(
-        torchvision.models.resnet18(weights=None).eval(),
-        weights=None,
-        device="cpu",
-        labels=[str(i) for i in range(1000)],
-        preprocess=Preprocess(input_size=(224, 224), resize=256),
-    )
+    return random_resnet18()
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +52,14 @@ def test_shapley_cam_matches_pytorch_grad_cam(resnet, images, layer):
         )
         with pgc.ShapleyCAM(model=resnet.model, target_layers=[module]) as cam:
             theirs = cam(input_tensor=images, targets=[ClassifierOutputReST(c) for c in classes])
-        informative += assert_agree(ours.maps[layer], theirs)
+        informative += agree(ours.maps[layer], theirs)
         grad = compute_cams(resnet, images, layers=layer, method="gradcam", targets=rest(classes))
         differs += [pearson(a, b) for a, b in zip(ours.maps[layer], grad.maps[layer], strict=True)]
         # With plain logits the score is piecewise linear in the layer: no second-order term.
         plain = compute_cams(resnet, images, layers=layer, method="shapleycam", targets=classes)
         with pgc.ShapleyCAM(model=resnet.model, target_layers=[module]) as cam:
             theirs = cam(input_tensor=images, targets=[ClassifierOutputTarget(c) for c in classes])
-        assert_agree(plain.maps[layer], theirs)
+        agree(plain.maps[layer], theirs)
     assert informative >= 3
     if layer == "layer4":  # the Hessian term changes the map: the comparison is not Grad-CAM's
         assert min(differs) < 0.95
@@ -94,35 +71,21 @@ def test_finer_and_kpca_cam_match_pytorch_grad_cam(resnet, images, layer):
     ours = compute_cams(resnet, images, layers=layer, method="finercam")
     with pgc.FinerCAM(model=resnet.model, target_layers=[module]) as cam:
         theirs = cam(input_tensor=images, targets=None)  # top-1 against its 3 nearest classes
-    informative = assert_agree(ours.maps[layer], theirs)
+    informative = agree(ours.maps[layer], theirs)
     assert " vs. " in ours.target_names[0][0]
     ours = compute_cams(resnet, images, layers=layer, method="finercam", targets=300)
     with pgc.FinerCAM(model=resnet.model, target_layers=[module]) as cam:
         theirs = cam(input_tensor=images, targets=None, target_idx=300)
-    informative += assert_agree(ours.maps[layer], theirs)
+    informative += agree(ours.maps[layer], theirs)
     assert informative >= 3
     ours = compute_cams(resnet, images, layers=layer, method="kpcacam")
     with pgc.KPCA_CAM(model=resnet.model, target_layers=[module]) as cam:
         theirs = cam(input_tensor=images, targets=None)
-    assert assert_agree(ours.maps[layer], theirs) == 3
-
-
-def _timm_vit(fused: bool) -> nn.Module:
-    import timm
-
-    torch.manual_seed(3)
-    vit = timm.models.VisionTransformer(
-        img_size=64, patch_size=8, embed_dim=64, depth=3, num_heads=4, num_classes=10
-    ).eval()
-    with torch.no_grad():
-        vit.head.weight.normal_(0, 0.5)
-    for block in vit.blocks:
-        block.attn.fused_attn = fused
-    return vit
+    assert agree(ours.maps[layer], theirs) == 3
 
 
 def test_finer_and_kpca_cam_match_pytorch_grad_cam_on_a_vision_transformer(photo_paths):
-    vit = _timm_vit(fused=False)
+    vit = small_timm_vit(fused=False)
     handle = load_model(
         vit, weights=None, device="cpu", preprocess=Preprocess(input_size=(64, 64), resize=72)
     )
@@ -137,14 +100,14 @@ def test_finer_and_kpca_cam_match_pytorch_grad_cam_on_a_vision_transformer(photo
         ours = compute_cams(handle, x, layers=layer, method=method)
         with cls(model=vit, target_layers=[module], reshape_transform=reshape) as cam:
             theirs = cam(input_tensor=x, targets=None)
-        assert assert_agree(ours.maps[layer], theirs) >= 2
+        assert agree(ours.maps[layer], theirs) >= 2
 
 
 def test_shapley_hessian_products_of_several_transformer_layers_in_one_pass(photo_paths):
     # The peer cannot run here (fused attention has no second derivative, and its Shapley-CAM
     # does not reshape token layers); the reference is plain autograd, one layer at a time, on
     # the same model with explicit attention.
-    fused = _timm_vit(fused=True)
+    fused = small_timm_vit(fused=True)
     handle = load_model(
         fused, weights=None, device="cpu", preprocess=Preprocess(input_size=(64, 64), resize=72)
     )
@@ -152,7 +115,7 @@ def test_shapley_hessian_products_of_several_transformer_layers_in_one_pass(phot
     layers = ["blocks.1.norm1", "blocks.2.norm1"]
     classes = [2, 7]
     ours = compute_cams(handle, x, layers=layers, method="shapleycam", targets=classes)
-    reference = _timm_vit(fused=False)
+    reference = small_timm_vit(fused=False)
     modules = dict(reference.named_modules())
     kept: dict[str, torch.Tensor] = {}
     for layer in layers:

@@ -22,7 +22,7 @@ from ..targets import Contrast, ResolvedTargets
 from .base import CamMethod, CamRequest, RawMaps
 from .core import weighted_maps
 from .forward import run_pass
-from .gradient import gradcam_weights
+from .gradient import gradcam_weights, unreached_map
 
 
 def nearest_classes(logits: torch.Tensor, classes: torch.Tensor, m: int) -> torch.Tensor:
@@ -105,8 +105,7 @@ class FinerCam(CamMethod):
         for info in request.layers:
             acts, grads = p.acts[info.name], p.grads[info.name]
             if grads is None:
-                request.note(f"the score does not depend on layer {info.name}: its map is zero.")
-                maps[info.name] = torch.zeros(len(acts), p.targets.k, *acts.shape[-2:])
+                maps[info.name] = unreached_map(request, info.name, acts, p.targets.k)
                 continue
             maps[info.name] = weighted_maps(
                 gradcam_weights(acts, grads), acts, request.eigen_smooth

@@ -20,6 +20,7 @@ import torch
 from .base import CamMethod, CamRequest, RawMaps
 from .core import weighted_maps
 from .forward import run_pass
+from .gradient import unreached_map
 
 
 def shapley_weights(grads: torch.Tensor, hvps: torch.Tensor) -> torch.Tensor:
@@ -37,8 +38,7 @@ class ShapleyCam(CamMethod):
         for info in request.layers:
             acts, grads = p.acts[info.name], p.grads[info.name]
             if grads is None:
-                request.note(f"the score does not depend on layer {info.name}: its map is zero.")
-                maps[info.name] = torch.zeros(len(acts), p.targets.k, *acts.shape[-2:])
+                maps[info.name] = unreached_map(request, info.name, acts, p.targets.k)
                 continue
             weights = shapley_weights(grads, p.hvps[info.name])
             maps[info.name] = weighted_maps(weights, acts, request.eigen_smooth)
