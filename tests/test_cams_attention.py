@@ -316,6 +316,32 @@ def test_rollout_with_register_tokens_matches_a_reference(vit_images):
     np.testing.assert_allclose(ours.raw["blocks.2"], expected, rtol=1e-5, atol=1e-7)
 
 
+class BiasKV(nn.Module):
+    """Patch embedding, a class token and one block whose attention adds key/value biases."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Conv2d(3, 8, 8, stride=8)
+        self.cls = nn.Parameter(torch.randn(1, 1, 8))
+        self.blocks = nn.Sequential(BiasKVBlock())
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.embed(x).flatten(2).transpose(1, 2)
+        z = self.blocks(torch.cat([self.cls.expand(len(x), -1, -1), z], dim=1))
+        return self.head(z[:, 0])
+
+
+class BiasKVBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, add_bias_kv=True, batch_first=True)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z + self.attn(z, z, z, need_weights=False)[0]
+
+
 def test_attention_methods_refuse_models_without_attention(small_cnn, tv_vit):
     with pytest.raises(AttentionError, match="no transformer blocks"):
         compute_cams(small_cnn, torch.zeros(1, 3, 16, 16), layers="2", method="rollout")
@@ -323,3 +349,13 @@ def test_attention_methods_refuse_models_without_attention(small_cnn, tv_vit):
         compute_cams(tv_vit, torch.zeros(1, 3, 64, 64), layers="conv_proj", method="chefer")
     _clean(small_cnn)
     _clean(tv_vit)
+    # An attention layout the capture does not compute runs as usual and is named.
+    odd = load_model(
+        BiasKV().eval(), weights=None, device="cpu", preprocess=Preprocess(input_size=(16, 16))
+    )
+    x = torch.randn(2, 3, 16, 16)
+    plain, explicit = _logits_with_and_without_capture(odd.model, x)
+    torch.testing.assert_close(explicit, plain)
+    with pytest.raises(AttentionError, match="key/value biases"):
+        compute_cams(odd, x, layers="blocks.0", method="chefer")
+    _clean(odd)

@@ -30,10 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from ..errors import AttentionError
-
 _SOFTMAXES = {F.softmax, torch.softmax, torch.Tensor.softmax}
 _MHA_SIGNATURE = inspect.signature(F.multi_head_attention_forward)
+
+
+class UnsupportedAttention(Exception):
+    """An attention layout the explicit path does not compute (the module then runs as usual)."""
 
 
 # -- explicit attention --------------------------------------------------------------------------
@@ -99,19 +101,20 @@ def explicit_sdpa(
 
 def explicit_mha(keep: Callable[[torch.Tensor], None], *args: Any, **kwargs: Any) -> Any:
     """``F.multi_head_attention_forward`` through :func:`attend` (inputs ``(L, N, E)`` or
-    ``(L, E)``); the usual layouts only: no ``bias_k``/``bias_v``, zero attention or static
-    keys."""
+    ``(L, E)``).
+
+    Raises:
+        UnsupportedAttention: key/value biases, a zero attention token or static keys.
+    """
     a = _MHA_SIGNATURE.bind(*args, **kwargs)
     a.apply_defaults()
     p = a.arguments
     if p["bias_k"] is not None or p["bias_v"] is not None or p["add_zero_attn"]:
-        raise AttentionError(
-            "This nn.MultiheadAttention adds key/value biases or a zero attention token, which "
-            "the attention methods do not support.",
-            hint="use a gradient method such as method='gradcam' for this model.",
+        raise UnsupportedAttention(
+            "an nn.MultiheadAttention with key/value biases or a zero attention token"
         )
     if p["static_k"] is not None or p["static_v"] is not None:
-        raise AttentionError("nn.MultiheadAttention with static keys is not supported.")
+        raise UnsupportedAttention("an nn.MultiheadAttention with static keys")
     query, key, value = p["query"], p["key"], p["value"]
     unbatched = query.dim() == 2
     if unbatched:
@@ -181,12 +184,14 @@ class AttentionCapture(TorchFunctionMode):
     Attributes:
         block: the block running now (set by the block hooks), or None.
         probs: block -> the probabilities computed while it ran, in call order.
+        skipped: attention layouts that ran as usual, not explicitly (nothing kept).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.block: str | None = None
         self.probs: dict[str, list[torch.Tensor]] = {}
+        self.skipped: list[str] = []
 
     def keep(self, probs: torch.Tensor) -> None:
         if self.block is None:
@@ -200,7 +205,11 @@ class AttentionCapture(TorchFunctionMode):
         if func is F.scaled_dot_product_attention:
             return explicit_sdpa(self.keep, *args, **kwargs)
         if func is F.multi_head_attention_forward:
-            return explicit_mha(self.keep, *args, **kwargs)
+            try:
+                return explicit_mha(self.keep, *args, **kwargs)
+            except UnsupportedAttention as exc:
+                self.skipped.append(str(exc))
+                return func(*args, **kwargs)
         out = func(*args, **kwargs)
         if func in _SOFTMAXES and isinstance(out, torch.Tensor) and out.dim() in (3, 4):
             dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
@@ -209,4 +218,10 @@ class AttentionCapture(TorchFunctionMode):
         return out
 
 
-__all__ = ["AttentionCapture", "attend", "explicit_mha", "explicit_sdpa"]
+__all__ = [
+    "AttentionCapture",
+    "UnsupportedAttention",
+    "attend",
+    "explicit_mha",
+    "explicit_sdpa",
+]

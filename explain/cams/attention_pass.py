@@ -197,9 +197,10 @@ def run_attention_pass(
         resolved = resolve_targets(targets, logits.detach(), handle.labels, handle.class_index)
         found, probs = _block_probs(capture, blocks, n)
         if not found:
+            why = f" ({capture.skipped[0]} is not supported)" if capture.skipped else ""
             raise AttentionError(
                 f"No self-attention over the patch tokens was found in the blocks of "
-                f"{handle.name} (windowed or convolutional blocks do not qualify).",
+                f"{handle.name}{why}; windowed or convolutional blocks do not qualify.",
                 hint="use a CAM method such as method='gradcam'.",
             )
         info = {b.name: b for b in blocks}
