@@ -9,7 +9,10 @@ ours (Pearson correlation at input resolution), to show that both compute the sa
 
 Cases (``--only``): ``gradcam`` (resnet50 ``layer4``, with a bare forward pass for scale),
 ``blocks`` (resnet50, all 16 bottleneck blocks), ``topk`` (top-5 classes at ``layer4``),
-``scorecam`` and ``ablationcam`` (resnet18 ``layer4``).
+``scorecam`` and ``ablationcam`` (resnet18 ``layer4``), ``shapleycam``, ``finercam`` and
+``kpcacam`` (resnet50 ``layer4``, against pytorch-grad-cam), ``legrad`` (vit_b_16, all 12
+blocks, against torchcam; our attention rollout and Chefer relevancy timed alongside, for
+scale: no installed peer has them).
 
 Run from the repository root::
 
@@ -49,7 +52,17 @@ if str(ROOT) not in sys.path:  # also runnable as ``python benchmarks/cam_speed.
 from explain import TopK, compute_cams, load_model  # noqa: E402
 from explain.preprocessing import Preprocess  # noqa: E402
 
-CASES = ("gradcam", "blocks", "topk", "scorecam", "ablationcam")
+CASES = (
+    "gradcam",
+    "blocks",
+    "topk",
+    "scorecam",
+    "ablationcam",
+    "shapleycam",
+    "finercam",
+    "kpcacam",
+    "legrad",
+)
 #: The 16 bottleneck blocks of resnet50.
 BLOCKS = [f"layer{i}.{j}" for i, n in zip(range(1, 5), (3, 4, 6, 3), strict=True) for j in range(n)]
 #: Perturbed copies per forward pass, the same for every implementation.
@@ -109,12 +122,12 @@ def quiet() -> Iterator[None]:
         yield
 
 
-def make_model(arch: str, setup: Setup) -> tuple[Any, torch.Tensor, int]:
+def make_model(arch: str, setup: Setup, **kwargs: Any) -> tuple[Any, torch.Tensor, int]:
     """A random-init torchvision model behind a handle, the input and its top-1 class."""
     import torchvision
 
     torch.manual_seed(0)
-    model = getattr(torchvision.models, arch)(weights=None).eval()
+    model = getattr(torchvision.models, arch)(weights=None, **kwargs).eval()
     handle = load_model(
         model,
         weights=None,
@@ -150,6 +163,8 @@ class Impl:
     ours: bool = False
     #: ours' maps -> what this implementation's maps are comparable with (default: the same).
     reference: Callable[[list[np.ndarray]], list[np.ndarray]] | None = None
+    #: False for a row timed for scale only (another method): no Pearson with ours.
+    compare: bool = True
 
 
 def run_case(case: str, impls: list[Impl], size: int) -> list[Row]:
@@ -171,7 +186,7 @@ def run_case(case: str, impls: list[Impl], size: int) -> list[Row]:
     rows = []
     for impl in impls:
         r = None
-        if not impl.ours and results[impl.name] is not None:
+        if not impl.ours and impl.compare and results[impl.name] is not None:
             reference = impl.reference(ours_maps) if impl.reference else ours_maps
             r = lowest_pearson(reference, results[impl.name], size)
         t = times[impl.name]
@@ -382,12 +397,108 @@ def case_ablationcam(setup: Setup) -> list[Row]:
     return rows
 
 
+def pgc_case(
+    setup: Setup,
+    title: str,
+    method: str,
+    peer: Any,
+    ours_target: Callable[[int], Any],
+    peer_targets: Callable[[int], Any],
+) -> list[Row]:
+    """Ours ``method`` next to pytorch-grad-cam's ``peer`` class, resnet50 ``layer4``; the
+    targets of each are made from the image's top-1 class."""
+    handle, x, c = make_model("resnet50", setup)
+    model, n = handle.model, setup.repeats
+
+    def ours() -> list[np.ndarray]:
+        return [compute_cams(handle, x, "layer4", method, ours_target(c)).maps["layer4"][0]]
+
+    def pgc() -> list[np.ndarray]:
+        with peer(model=model, target_layers=[model.layer4]) as cam, quiet():
+            return [cam(input_tensor=x, targets=peer_targets(c))[0]]
+
+    impls = [
+        Impl("ours (compute_cams)", ours, n, ours=True),
+        Impl(f"pytorch-grad-cam {peer.__name__}", pgc, n),
+    ]
+    return run_case(title, impls, setup.size)
+
+
+def case_shapleycam(setup: Setup) -> list[Row]:
+    """Shapley-CAM with the paper's ReST score (so the second-order term is not zero)."""
+    from pytorch_grad_cam import ShapleyCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST
+
+    def rest(c: int) -> Callable[[torch.Tensor], torch.Tensor]:  # z_c - CE(z, c)
+        return lambda z: 2 * z[:, c] - z.logsumexp(dim=1)
+
+    title = "Shapley-CAM (ReST score) resnet50 layer4"
+    return pgc_case(
+        setup, title, "shapleycam", ShapleyCAM, rest, lambda c: [ClassifierOutputReST(c)]
+    )
+
+
+def case_finercam(setup: Setup) -> list[Row]:
+    """Finer-CAM: the top-1 class against its 3 classes of nearest logit."""
+    from pytorch_grad_cam import FinerCAM
+
+    title = "Finer-CAM resnet50 layer4"
+    return pgc_case(setup, title, "finercam", FinerCAM, lambda c: c, lambda c: None)
+
+
+def case_kpcacam(setup: Setup) -> list[Row]:
+    """KPCA-CAM (sigmoid kernel; class-agnostic)."""
+    from pytorch_grad_cam import KPCA_CAM
+
+    title = "KPCA-CAM resnet50 layer4"
+    return pgc_case(setup, title, "kpcacam", KPCA_CAM, lambda c: None, lambda c: None)
+
+
+def case_legrad(setup: Setup) -> list[Row]:
+    """LeGrad over the 12 blocks of vit_b_16 (random init, its head given random weights)."""
+    from torchcam.methods import LeGrad as TorchcamLeGrad
+
+    handle, x, _ = make_model("vit_b_16", setup, image_size=setup.size)
+    model, n = handle.model, setup.repeats
+    with torch.no_grad():  # torchvision zero-initialises the head: every class would tie
+        model.heads.head.weight.normal_(0, 0.02, generator=torch.Generator().manual_seed(0))
+    c = int(handle.predict(x).argmax())
+    last = "encoder.layers.encoder_layer_11"  # the map uses every block up to this one
+
+    def ours(method: str) -> Callable[[], list[np.ndarray]]:
+        return lambda: [compute_cams(handle, x, last, method, c).maps[last][0]]
+
+    def torchcam() -> list[torch.Tensor]:
+        blocks = list(model.encoder.layers)
+        with TorchcamLeGrad(model, blocks) as extractor, torch.enable_grad():
+            return [extractor(c, model(x))[0][0]]
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    impls = [
+        Impl("ours LeGrad (compute_cams)", ours("legrad"), n, ours=True),
+        Impl("torchcam LeGrad, 12 blocks", torchcam, n),
+        Impl(
+            "ours attention rollout", ours("rollout"), n, note="no peer; for scale", compare=False
+        ),
+        Impl("ours Chefer relevancy", ours("chefer"), n, note="no peer; for scale", compare=False),
+        Impl("bare forward pass (no map)", forward, n, note="for scale", compare=False),
+    ]
+    return run_case("LeGrad vit_b_16, 12 blocks", impls, setup.size)
+
+
 RUNNERS: dict[str, Callable[[Setup], list[Row]]] = {
     "gradcam": case_gradcam,
     "blocks": case_blocks,
     "topk": case_topk,
     "scorecam": case_scorecam,
     "ablationcam": case_ablationcam,
+    "shapleycam": case_shapleycam,
+    "finercam": case_finercam,
+    "kpcacam": case_kpcacam,
+    "legrad": case_legrad,
 }
 
 

@@ -6,6 +6,7 @@ overlays, and measure how far an explanation can be trusted.
 
 from .cams import METHOD_INFO, METHODS, CamResult, compute_cams, guided_backprop
 from .errors import (
+    AttentionError,
     ExplainError,
     ImageLoadError,
     InputSizeError,
@@ -37,6 +38,7 @@ __all__ = [
     "IMAGENET_STD",
     "METHODS",
     "METHOD_INFO",
+    "AttentionError",
     "CamResult",
     "Classes",
     "Contrast",

@@ -55,3 +55,7 @@ class LayerError(ExplainError, ValueError):
 
 class TargetError(ExplainError, ValueError):
     """A target class that is out of range or of the wrong form."""
+
+
+class AttentionError(ExplainError, ValueError):
+    """A model whose attention the attention methods (rollout, Chefer, LeGrad) cannot use."""

@@ -1,9 +1,10 @@
-"""The one way this project hooks a model: forward hooks on named modules that exist only inside
-a ``with`` block (installed on entry, removed on exit, even on errors).
+"""The one way this project hooks a model: forward hooks (and pre-hooks) on named modules that
+exist only inside a ``with`` block (installed on entry, removed on exit, even on errors).
 
 Every caller that needs to see or change what a layer computes goes through :class:`Hooks`:
 the CAM engine (record activations), Ablation-CAM (replace a layer's output), CAM (the head's
-input), the layer probe and the embeddings collector (callbacks on outputs).
+input), the layer probe and the embeddings collector (callbacks on outputs), the attention
+methods (which block runs, each block's input made a new leaf).
 
 A recording never changes what the model computes: it keeps each hooked layer's output and hands
 the rest of the network a copy, so later in-place operations (``ReLU(inplace=True)``) cannot
@@ -23,6 +24,8 @@ from torch import nn
 Watcher = Callable[[str, torch.Tensor], None]
 #: ``fn(tensor) -> replacement or None`` applied to a module's output.
 Replacer = Callable[[torch.Tensor], torch.Tensor | None]
+#: ``fn(name, args, kwargs) -> (args, kwargs) or None`` called before a module runs.
+Before = Callable[[str, tuple, dict], tuple[tuple, dict] | None]
 
 
 def first_tensor(output: Any) -> torch.Tensor | None:
@@ -62,7 +65,8 @@ def replace_first_tensor(output: Any, new: torch.Tensor) -> Any:
 
 
 class Hooks:
-    """Forward hooks on the named modules of ``model``, alive only inside ``with``.
+    """Forward hooks (and pre-hooks, :meth:`before`) on the named modules of ``model``, alive
+    only inside ``with``.
 
     Plan what to do first (each method returns ``self``), then run the model inside the block::
 
@@ -84,6 +88,7 @@ class Hooks:
         self.model = model
         self._modules: dict[str, nn.Module] | None = None
         self._plans: list[tuple[str, Callable[..., Any]]] = []
+        self._pre_plans: list[tuple[str, Callable[..., Any]]] = []
         self._handles: list[Any] = []
         self.outputs: dict[str, torch.Tensor] = {}
         self.inputs: dict[str, torch.Tensor] = {}
@@ -153,6 +158,20 @@ class Hooks:
             self._plan_output(name, call, raw=raw)
         return self
 
+    def before(self, names: Iterable[str], fn: Before) -> Hooks:
+        """Call ``fn(name, args, kwargs)`` before each of ``names`` runs; a returned
+        ``(args, kwargs)`` replaces the call's inputs (``None`` keeps them)."""
+
+        def plan(name: str) -> Callable[..., Any]:
+            def hook(_module: nn.Module, args: tuple, kwargs: dict) -> Any:
+                return fn(name, args, kwargs)
+
+            return hook
+
+        for name in names:
+            self._pre_plans.append((name, plan(name)))
+        return self
+
     def _plan_output(
         self, name: str, fn: Callable[[str, Any], torch.Tensor | None], raw: bool = False
     ) -> None:
@@ -183,6 +202,9 @@ class Hooks:
     # -- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> Hooks:
         try:
+            for name, hook in self._pre_plans:
+                module = self.module(name)
+                self._handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
             for name, hook in self._plans:
                 self._handles.append(self.module(name).register_forward_hook(hook))
         except BaseException:

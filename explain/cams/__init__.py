@@ -1,9 +1,11 @@
 """The class-activation-map family: one engine, many methods.
 
 ``base.py`` says what a method is and holds the registry; ``forward.py`` is the pass every
-method shares; each method lives in the module named after its idea (``gradient.py``,
-``perturbation.py``, ``cam.py``, ``fullgrad.py``, ``guided.py``), and ``methods.py`` lists
-the built-in ones; ``smoothing.py`` wraps any method; ``engine.py`` runs them.
+CAM method shares; each method lives in the module named after its idea (``gradient.py``,
+``shapley.py``, ``finer.py``, ``kernel.py``, ``perturbation.py``, ``cam.py``, ``fullgrad.py``,
+``guided.py``, ``transformer.py``), and ``methods.py`` lists the built-in ones; the attention
+methods read attention probabilities captured by ``attention.py`` in the pass of
+``attention_pass.py``; ``smoothing.py`` wraps any method; ``engine.py`` runs them.
 """
 
 from .base import (

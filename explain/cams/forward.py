@@ -9,7 +9,8 @@ through batched gradients. Hooks live only inside the pass, under the model's lo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +21,12 @@ from ..hooks import Hooks, first_tensor
 from ..layers import LayerInfo, to_nchw
 from ..models import ModelHandle
 from ..targets import ResolvedTargets, resolve_targets
+from .attention import AttentionCapture
 
 #: The key of the input's gradient in :attr:`LayerPass.grads` (``input_grad=True``).
 INPUT = "<input>"
+#: ``retarget(resolved, logits) -> resolved``: a method's own score on the resolved targets.
+Retarget = Callable[[ResolvedTargets, torch.Tensor], ResolvedTargets]
 
 
 @dataclass
@@ -37,6 +41,8 @@ class LayerPass:
             when the scores do not depend on the layer (or no gradients were asked for);
             :data:`INPUT` -> ``(n, K, 3, H, W)`` with ``input_grad``.
         native: layer -> its output in its own layout (tokens, NHWC, ...), detached.
+        hvps: layer -> ``(n, K, C, h, w)`` Hessian-vector products ``(d^2 S / dA^2) A`` of
+            each target score (``second_order`` only; zero where the score is linear in A).
     """
 
     logits: torch.Tensor
@@ -44,6 +50,7 @@ class LayerPass:
     acts: dict[str, torch.Tensor]
     grads: dict[str, torch.Tensor | None] = field(default_factory=dict)
     native: dict[str, torch.Tensor] = field(default_factory=dict)
+    hvps: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def as_input(handle: ModelHandle, x: Any) -> torch.Tensor:
@@ -106,6 +113,39 @@ def batched_grads(scores: torch.Tensor, wrt: Sequence[torch.Tensor]) -> list[tor
         ]
 
 
+def grads_and_hvps(
+    scores: torch.Tensor, wrt: Sequence[torch.Tensor]
+) -> tuple[list[torch.Tensor | None], list[torch.Tensor]]:
+    """Gradients ``d scores[:, k] / d A`` and Hessian-vector products ``(d^2 scores[:, k] /
+    dA^2) A`` for every tensor ``A`` in ``wrt``, each as ``(K, *A.shape)``.
+
+    One backward with ``create_graph`` per target serves every tensor; each product is then one
+    more backward through that graph (the Hessian of one tensor needs its own vector, so the
+    products are taken tensor by tensor). A score linear in ``A`` gives a zero product.
+    """
+    k = scores.shape[1]
+    if not scores.requires_grad:
+        return [None] * len(wrt), [a.new_zeros((k, *a.shape)) for a in wrt]
+    grads: list[list[torch.Tensor | None]] = [[] for _ in wrt]
+    hvps: list[list[torch.Tensor]] = [[] for _ in wrt]
+    for j in range(k):
+        first = torch.autograd.grad(
+            scores[:, j].sum(), wrt, allow_unused=True, retain_graph=True, create_graph=True
+        )
+        for i, (a, g) in enumerate(zip(wrt, first, strict=True)):
+            grads[i].append(None if g is None else g.detach())
+            hv = None
+            if g is not None and g.requires_grad:
+                hv = torch.autograd.grad(
+                    g, a, grad_outputs=a.detach(), allow_unused=True, retain_graph=True
+                )[0]
+            hvps[i].append(torch.zeros_like(a) if hv is None else hv.detach())
+    return (
+        [None if g[0] is None else torch.stack(g) for g in grads],  # type: ignore[misc]
+        [torch.stack(h) for h in hvps],
+    )
+
+
 def run_pass(
     handle: ModelHandle,
     x: torch.Tensor,
@@ -115,6 +155,8 @@ def run_pass(
     grads: bool,
     input_grad: bool = False,
     hooks: Hooks | None = None,
+    second_order: bool = False,
+    retarget: Retarget | None = None,
 ) -> LayerPass:
     """One forward pass recording every layer in ``layers``; with ``grads``, one backward pass
     for all of them and all targets.
@@ -126,6 +168,10 @@ def run_pass(
         input_grad: also with respect to the input (the whole forward is then recorded).
         hooks: a :class:`~explain.hooks.Hooks` with more plans of the caller's (the pass adds
             its recording to it); read what they captured from it afterwards.
+        second_order: also the Hessian-vector products ``(d^2 S / dA^2) A`` of each layer
+            (in :attr:`LayerPass.hvps`), from the same forward pass.
+        retarget: ``retarget(resolved, logits) -> resolved``: a method's own score built on
+            the targets resolved on this pass's (detached) logits.
     """
     names = [info.name for info in layers]
     model = handle.model
@@ -136,36 +182,44 @@ def run_pass(
         mode = torch.no_grad()  # the graph begins at the first recorded layer
     else:
         mode = torch.inference_mode()
+    # Fused attention kernels have no second derivative: second order runs attention explicitly.
+    explicit: Any = AttentionCapture() if second_order else contextlib.nullcontext()
     with handle.lock, hooks, mode:
         inp = x.to(handle.device)
         if input_grad:
             inp = inp.detach().requires_grad_(True)
-        logits = first_tensor(model(inp))
+        with explicit:
+            logits = first_tensor(model(inp))
         if logits is None or logits.ndim != 2:
             raise ExplainError(f"{handle.name} did not return (N, classes) logits.")
         resolved = resolve_targets(targets, logits.detach(), handle.labels, handle.class_index)
+        if retarget is not None:
+            resolved = retarget(resolved, logits.detach())
         missing = [n for n in names if n not in hooks.outputs]
         if missing:
             raise LayerError(f"Layer(s) {', '.join(missing)} did not run in the forward pass.")
         native = {n: hooks.outputs[n] for n in names}
         raw_grads: dict[str, torch.Tensor | None] = {}
+        raw_hvps: dict[str, torch.Tensor] = {}
         if grads:
             with torch.enable_grad():
                 scores = resolved.score_fn(logits).float()
                 wrt = [native[n] for n in names] + ([inp] if input_grad else [])
-                found = batched_grads(scores, wrt)
+                if second_order:
+                    found, products = grads_and_hvps(scores, wrt)
+                    raw_hvps = dict(zip(names, products, strict=False))
+                else:
+                    found = batched_grads(scores, wrt)
             raw_grads = dict(zip(names, found, strict=False))
             if input_grad:
                 raw_grads[INPUT] = found[-1]
     acts = {info.name: to_nchw(native[info.name].detach(), info).float() for info in layers}
+    by_name = {info.name: info for info in layers}
     out_grads: dict[str, torch.Tensor | None] = {}
     for info in layers:
         g = raw_grads.get(info.name)
-        if g is not None:  # (K, n, ...) -> (n, K, C, h, w)
-            k, b = g.shape[:2]
-            g = to_nchw(g.reshape(k * b, *g.shape[2:]), info).float()
-            g = g.reshape(k, b, *g.shape[1:]).transpose(0, 1)
-        out_grads[info.name] = g
+        out_grads[info.name] = None if g is None else _per_target_maps(g, info)
+    out_hvps = {name: _per_target_maps(h, by_name[name]) for name, h in raw_hvps.items()}
     if input_grad:
         g = raw_grads.get(INPUT)
         out_grads[INPUT] = None if g is None else g.transpose(0, 1).float()
@@ -175,4 +229,12 @@ def run_pass(
         acts,
         out_grads,
         {n: t.detach() for n, t in native.items()},
+        out_hvps,
     )
+
+
+def _per_target_maps(t: torch.Tensor, info: LayerInfo) -> torch.Tensor:
+    """``(K, n, ...)`` in the layer's own layout -> ``(n, K, C, h, w)`` float32."""
+    k, b = t.shape[:2]
+    t = to_nchw(t.reshape(k * b, *t.shape[2:]), info).float()
+    return t.reshape(k, b, *t.shape[1:]).transpose(0, 1)

@@ -74,6 +74,12 @@ def activations_only(acts: torch.Tensor, grads: torch.Tensor | None) -> torch.Te
     return acts[:, None]
 
 
+def unreached_map(request: CamRequest, name: str, acts: torch.Tensor, k: int) -> torch.Tensor:
+    """The zero map ``(n, K, h, w)`` of a layer the score does not depend on, with a note."""
+    request.note(f"the score does not depend on layer {name}: its map is zero.")
+    return torch.zeros(len(acts), k, *acts.shape[-2:])
+
+
 @dataclass(frozen=True)
 class WeightedActivations(CamMethod):
     """A method of the common base: exactly one of ``weights`` or ``contributions``."""
@@ -89,8 +95,7 @@ class WeightedActivations(CamMethod):
         for info in request.layers:
             acts, grads = p.acts[info.name], p.grads.get(info.name)
             if self.needs_grad and grads is None:
-                request.note(f"the score does not depend on layer {info.name}: its map is zero.")
-                maps[info.name] = torch.zeros(len(acts), k, *acts.shape[-2:])
+                maps[info.name] = unreached_map(request, info.name, acts, k)
             elif self.weights is not None:
                 maps[info.name] = weighted_maps(self.weights(acts, grads), acts, eigen)
             else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .base import METHOD_INFO, METHODS, CamMethod, register_method
 from .cam import ClassActivationMap
+from .finer import FinerCam
 from .fullgrad import FullGrad
 from .gradient import (
     WeightedActivations,
@@ -22,7 +23,10 @@ from .gradient import (
     xgradcam_weights,
 )
 from .guided import GuidedGradCam
+from .kernel import KernelPcaCam
 from .perturbation import AblationCam, ScoreCam
+from .shapley import ShapleyCam
+from .transformer import AttentionRelevancy, AttentionRollout, LeGrad
 
 BUILTIN: tuple[CamMethod, ...] = (
     WeightedActivations(
@@ -101,6 +105,28 @@ BUILTIN: tuple[CamMethod, ...] = (
         eigen=True,
         contributions=gradient_times_activation,
     ),
+    ShapleyCam(
+        "shapleycam",
+        "Shapley-CAM",
+        "gradient",
+        True,
+        "Grad-CAM corrected by how the gradient itself changes with the features (a "
+        "second-order term), which brings the weights closer to each feature map's fair "
+        "share (Shapley value) of the score.",
+        "w_k = mean_ij (dS/dA_k - 1/2 (d^2S/dA^2 A)_k); L = ReLU(sum w_k A_k)",
+        "Cai et al., CAMs as Shapley Value-based Explainers, 2025 (arXiv 2501.06261)",
+    ),
+    FinerCam(
+        "finercam",
+        "Finer-CAM",
+        "gradient",
+        True,
+        "Explains a class against the classes the model finds most similar, so features "
+        "they share cancel out and the details that tell them apart stand out.",
+        "S = sum_j p_j (z_c - z_j) / sum_j p_j over the 3 classes j of nearest logit "
+        "(p = softmax); L = Grad-CAM of S",
+        "Zhang et al., Finer-CAM, CVPR 2025 (arXiv 2501.11309)",
+    ),
     FullGrad(
         "fullgrad",
         "FullGrad",
@@ -122,6 +148,17 @@ BUILTIN: tuple[CamMethod, ...] = (
         "Muhammad & Yeasin, IJCNN 2020",
         eigen=True,
         contributions=activations_only,
+    ),
+    KernelPcaCam(
+        "kpcacam",
+        "KPCA-CAM",
+        "activation",
+        False,
+        "Like Eigen-CAM, the main pattern of the layer's features without gradients, but "
+        "found with kernel PCA, which can follow non-linear structure.",
+        "L = ReLU(first kernel principal component of the positions' features), sigmoid "
+        "kernel tanh(a.b / C + 1)",
+        "Karmani et al., KPCA-CAM, 2024 (arXiv 2410.00267)",
     ),
     ScoreCam(
         "scorecam",
@@ -161,6 +198,37 @@ BUILTIN: tuple[CamMethod, ...] = (
         "Grad-CAM sharpened to pixel detail: guided backpropagation times the Grad-CAM map.",
         "GB(x) * up(L_Grad-CAM)",
         "Selvaraju et al., ICCV 2017",
+    ),
+    AttentionRollout(
+        "rollout",
+        "Attention rollout",
+        "attention",
+        False,
+        "Follows how much attention flows from the class token back to each image patch "
+        "through all the transformer's layers; the same map for every class.",
+        "R = prod_l (mean_h A_l + I) / 2 (later layers on the left); L = R[cls, patches]",
+        "Abnar & Zuidema, ACL 2020",
+    ),
+    AttentionRelevancy(
+        "chefer",
+        "Attention relevancy (Chefer)",
+        "attention",
+        True,
+        "Rolls the attention out layer by layer, keeping only the attention that raises "
+        "the class score (attention times its gradient).",
+        "R = I; for each layer R += mean_h ReLU(dS/dA_l * A_l) R; L = R[cls, patches]",
+        "Chefer, Gur & Wolf, ICCV 2021 (generic rule of CVPR 2021's Transformer "
+        "Interpretability Beyond Attention Visualization)",
+    ),
+    LeGrad(
+        "legrad",
+        "LeGrad",
+        "attention",
+        True,
+        "Scores every transformer layer with the model's own head and asks which patches' "
+        "attention would raise that score; the layers' answers are averaged.",
+        "s_l = head(norm(mean_t z_l)); L = mean_l mean_{h,q} ReLU(ds_l/dA_l)[patches]",
+        "Bousselham et al., LeGrad, ICCV 2025 (arXiv 2404.03214)",
     ),
 )
 
