@@ -143,9 +143,14 @@ def test_evaluate_on_the_old_style_model_equals_the_module_version(old_resnet, c
     )
     ours = evaluate(old_resnet, CIFAR_TEST, **kwargs)
     twin = evaluate(cifar_handle, CIFAR_TEST, **kwargs)
-    assert len(ours.table) == len(twin.table) > 0
-    np.testing.assert_allclose(ours.table["value"], twin.table["value"], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(ours.summary["mean"], twin.summary["mean"], rtol=1e-4, atol=1e-5)
+    keys = ["image", "method", "layer", "metric"]
+    both = ours.table.merge(twin.table, on=keys, suffixes=("", "_twin"), validate="1:1")
+    assert len(both) == len(ours.table) == len(twin.table) == 12 * 3 * 2  # gradcam + 2 baselines
+    assert (both["target"] == both["target_twin"]).all()
+    # The maps agree to float noise (1e-7); a pixel that swaps rank with an equal neighbour
+    # could move a deletion step by one pixel, hence the tolerance.
+    diff = (both["value"] - both["value_twin"]).abs()
+    assert diff.max() < 2e-3 and diff.median() < 1e-5, both[diff >= 1e-5][[*keys, "value"]]
 
 
 def test_collect_activations_on_old_style_models(old_resnet, cifar_handle, lenet_handle):
