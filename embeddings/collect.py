@@ -10,10 +10,11 @@ interrupted one resumes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,8 @@ import torch
 
 from explain.errors import ImageLoadError, LayerError
 from explain.hooks import Hooks, first_tensor
-from explain.layers import LayerInfo, to_nchw
+from explain.layers import LayerInfo, resolve_layers, to_nchw
+from explain.progress import Progress, as_progress, notify, tqdm_progress
 
 from .cache import ActivationStore, cache_key
 from .datasets import ImageDataset, load_dataset
@@ -32,8 +34,6 @@ from .errors import DatasetError
 POOLINGS = ("auto", "avg", "max", "cls", "flatten")
 #: Largest feature width ``flatten`` may give (a full map of a layer is rarely what one wants).
 MAX_FLAT_FEATURES = 65_536
-
-Progress = Callable[[int, int], None]
 
 
 # -- pooling ----------------------------------------------------------------------------------
@@ -269,20 +269,6 @@ class Activations:
 
 
 # -- collection -------------------------------------------------------------------------------
-def resolve_layers(handle: Any, layers: str | Sequence[str] | None) -> list[LayerInfo]:
-    """The requested layers' infos in depth order (duplicates dropped); ``None`` suggests some."""
-    if layers is None:
-        return [handle.layer(name) for name in suggest_layers(handle)]
-    names = [layers] if isinstance(layers, str) else list(layers)
-    if not names:
-        raise LayerError(
-            "No layer was given.",
-            hint=f"for example {', '.join(map(repr, suggest_layers(handle)))}.",
-        )
-    infos = {name: handle.layer(name) for name in dict.fromkeys(names)}
-    return sorted(infos.values(), key=lambda info: info.order)
-
-
 def suggest_layers(handle: Any, k: int = 4) -> list[str]:
     """Layers that show a model's depth: the last block of every stage of a CNN, or ``k``
     evenly spaced blocks of a transformer (:meth:`explain.ModelHandle.stage_layers`)."""
@@ -384,22 +370,6 @@ def _concat(
     return out
 
 
-def _progress_callback(progress: Progress | bool | None, total: int) -> tuple[Progress, Any]:
-    """``True`` -> a tqdm bar; a callable is called as ``progress(done, total)``."""
-    if progress is True:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, unit="img", desc="activations")
-
-        def update(done: int, _total: int) -> None:
-            bar.update(done - bar.n)
-
-        return update, bar
-    if callable(progress):
-        return progress, None
-    return (lambda _done, _total: None), None
-
-
 def collect_activations(
     handle: Any,
     dataset: Any,
@@ -421,12 +391,14 @@ def collect_activations(
         handle: a :class:`~explain.models.ModelHandle` (from ``explain.load_model``).
         dataset: anything :func:`~embeddings.datasets.load_dataset` takes (a folder, a zip, a
             list of files, ``"builtin:shapes"``, an :class:`~embeddings.datasets.ImageDataset`).
-        layers: module paths (``handle.layers``); ``None`` picks a few with
-            :func:`suggest_layers`.
+        layers: module paths (``handle.layers``), ``"all"`` or patterns such as ``"layer*"``
+            (:func:`explain.layers.resolve_layers`; any layer, in depth order); ``None`` picks a
+            few with :func:`suggest_layers`.
         pooling: ``"auto"`` (by layer kind), ``"avg"``, ``"max"``, ``"cls"``, ``"flatten"``, or
             a dict layer -> pooling (missing layers: ``"auto"``).
         batch_size: images per forward pass.
-        progress: ``True`` for a tqdm bar, or a callable ``progress(done, total)`` (images).
+        progress: ``progress(done, total, message)`` (:data:`explain.progress.Progress`,
+            images), or ``True`` for a tqdm bar.
         cache_dir: the disk cache folder; ``None`` the default (``$GCE_CACHE_DIR`` or
             ``~/.cache/gradcam-explorer/activations``); ``False`` for no disk cache.
         max_images: sub-sample the dataset to this many images, stratified by class.
@@ -442,7 +414,8 @@ def collect_activations(
     data = load_dataset(dataset, max_images=max_images, seed=seed)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-    infos = resolve_layers(handle, layers)
+    chosen = suggest_layers(handle) if layers is None else layers
+    infos = resolve_layers(handle, chosen, maps_only=False, depth_order=True)
     per_layer = pooling if isinstance(pooling, Mapping) else {}
     default = pooling if isinstance(pooling, str) else "auto"
     poolings = {
@@ -454,16 +427,15 @@ def collect_activations(
         if cache_dir is False
         else ActivationStore(None if cache_dir in (None, True) else cache_dir, key)
     )
-    update, bar = _progress_callback(progress, len(data))
-    try:
+    with contextlib.ExitStack() as stack:
+        if progress is True:
+            progress = stack.enter_context(tqdm_progress("activations", unit="img"))
+        update = as_progress(progress or None)
         arrays = store.load_result() if store is not None else None
         from_cache = arrays is not None
         if arrays is None:
             arrays = _compute(handle, data, infos, poolings, batch_size, store, update)
-        update(len(data), len(data))
-    finally:
-        if bar is not None:
-            bar.close()
+        notify(update, len(data), len(data), "activations")
     return _build(handle, data, infos, poolings, arrays, key, from_cache)
 
 
@@ -474,7 +446,7 @@ def _compute(
     poolings: Mapping[str, str],
     batch_size: int,
     store: ActivationStore | None,
-    update: Progress,
+    update: Progress | None,
 ) -> dict[str, np.ndarray]:
     stored = store.chunk_ranges() if store is not None else {}
     chunks = []
@@ -485,7 +457,7 @@ def _compute(
             if store is not None:
                 store.save_chunk(start, stop, chunk)
         chunks.append(chunk)
-        update(stop, len(data))
+        notify(update, stop, len(data), "activations")
     arrays = _concat(chunks, len(infos), handle.num_classes)
     if len(arrays["indices"]) == 0:
         reasons = "; ".join(

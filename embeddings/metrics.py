@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from explain.progress import Progress, as_progress, notify
+
 from .datasets import stratified_indices
 
 
@@ -308,7 +310,7 @@ def layer_metrics(
     seed: int = 0,
     metrics: Sequence[str] = tuple(METRICS),
     trust_metric: str = "euclidean",
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> Any:
     """One row per layer (depth order) with the chosen :data:`METRICS`.
 
@@ -319,7 +321,8 @@ def layer_metrics(
         k, folds, seed: for the k-NN and linear-probe cross-validation.
         metrics: which columns to compute.
         trust_metric: feature-space distance of trustworthiness (the projection's metric).
-        progress: called as ``progress(done, total)`` after each layer.
+        progress: ``progress(done, total, message)`` after each layer
+            (:data:`explain.progress.Progress`).
 
     Returns:
         ``pandas.DataFrame`` with columns ``layer``, ``depth`` (0 = shallowest), ``dim`` and one
@@ -331,6 +334,7 @@ def layer_metrics(
     if unknown:
         raise ValueError(f"Unknown metrics {unknown}; known: {list(METRICS)}.")
     labels = np.asarray(labels)
+    report = as_progress(progress)
     rows = []
     for depth, (name, x) in enumerate(features.items()):
         row: dict[str, Any] = {"layer": name, "depth": depth, "dim": int(x.shape[1])}
@@ -348,8 +352,7 @@ def layer_metrics(
                 else trustworthiness(x, layout, metric=trust_metric, labels=labels, seed=seed)
             )
         rows.append(row)
-        if progress is not None:
-            progress(depth + 1, len(features))
+        notify(report, depth + 1, len(features), f"layer metrics: {name}")
     return pd.DataFrame(
         rows, columns=["layer", "depth", "dim", *[m for m in METRICS if m in metrics]]
     )

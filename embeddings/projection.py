@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 from scipy.linalg import orthogonal_procrustes
 
+from explain.progress import Progress, as_progress, notify
+
 from .cache import load_npz, save_npz_atomic
 from .errors import ProjectionError
 
@@ -301,7 +303,7 @@ def project_layers(
     seed: int = 0,
     *,
     align: bool = True,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     **kwargs: Any,
 ) -> dict[str, np.ndarray]:
     """Project every layer's features and align the layouts neighbour to neighbour.
@@ -310,16 +312,17 @@ def project_layers(
         features: layer -> ``(N, D)``, in depth order (``acts.features``).
         method, dim, seed, kwargs: as for :func:`project`.
         align: Procrustes-align the layouts (:func:`align_layouts`).
-        progress: called as ``progress(done, total)`` after each layer.
+        progress: ``progress(done, total, message)`` after each layer
+            (:data:`explain.progress.Progress`).
 
     Returns:
         layer -> ``(N, dim)`` float32.
     """
+    report = as_progress(progress)
     out = {}
     for i, (name, x) in enumerate(features.items()):
         out[name] = project(x, method=method, dim=dim, seed=seed, **kwargs)
-        if progress is not None:
-            progress(i + 1, len(features))
+        notify(report, i + 1, len(features), f"{method} projection: {name}")
     return align_layouts(out) if align else out
 
 

@@ -19,6 +19,7 @@ from .errors import (
 from .images import load_image, load_images
 from .layers import LayerInfo
 from .models import DEFAULT, ModelHandle, load_model, torchvision_classifiers
+from .predictions import TopClasses, top_classes
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from .targets import Classes, Contrast, TopK
 
@@ -52,6 +53,7 @@ __all__ = [
     "NetworkError",
     "Preprocess",
     "TargetError",
+    "TopClasses",
     "TopK",
     "WeightsError",
     "compute_cams",
@@ -61,5 +63,6 @@ __all__ = [
     "load_image",
     "load_images",
     "load_model",
+    "top_classes",
     "torchvision_classifiers",
 ]

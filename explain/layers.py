@@ -7,13 +7,19 @@ transformers, one backward pass to see where patch tokens still receive gradient
 
 from __future__ import annotations
 
+import fnmatch
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+from .errors import LayerError
+
+if TYPE_CHECKING:  # the handle is built on this module: a type only, no import at run time
+    from .models import ModelHandle
 
 #: Module types that only pool or re-arrange: never a default CAM layer.
 _POOL_OR_LAYOUT = (
@@ -437,3 +443,84 @@ def block_layers(layers: Sequence[LayerInfo], model: nn.Module, limit: int = 64)
             and not any(True for _ in modules[i.name].children())
         ]
     return [i.name for i in found][:limit]
+
+
+# -- choosing layers ------------------------------------------------------------------------------
+#: Output kinds whose activations can be collected (maps, token grids and vectors).
+_COLLECTABLE = ("spatial", "tokens", "vector")
+
+
+def resolve_layers(
+    handle: ModelHandle,
+    layers: str | Sequence[str] | None = None,
+    *,
+    maps_only: bool = True,
+    depth_order: bool = False,
+) -> list[LayerInfo]:
+    """The layers a call asks for, as :class:`LayerInfo`, without repeats.
+
+    Each entry is a module path (``"layer4.2"``), ``"default"`` (the usual CAM layer,
+    :attr:`~explain.models.ModelHandle.default_layer`), ``"all"`` or a shell-style pattern such
+    as ``"layer4.*"``; ``"all"`` and patterns expand to the layers with a map (with
+    ``maps_only=False``: every layer with a map, token or vector output), in model order. A
+    module path always means that module, even one named like a keyword or a pattern.
+
+    Args:
+        handle: the model.
+        layers: one entry, a list of them, or ``None`` for the default layer.
+        maps_only: every layer must have a spatial or token-grid output (CAMs); ``False`` takes
+            any module (pooled embeddings).
+        depth_order: sort by position in the forward pass instead of keeping the given order.
+
+    Raises:
+        LayerError: no layer given, an unknown module (with close names), a layer without a map
+            (``maps_only``), or a pattern that matches nothing.
+    """
+    if layers is None:
+        return [handle.map_layer(handle.default_layer)]
+    entries = [layers] if isinstance(layers, str) else layers
+    every: dict[str, LayerInfo] = {}  # filled only when a keyword or a pattern needs it
+    chosen: list[LayerInfo] = []
+    for entry in entries:
+        special = entry in ("default", "all") or _is_pattern(entry)
+        if special and not every:
+            every = {info.name: info for info in handle.layers}
+        if not special or entry in every:  # a module path, whatever it looks like
+            chosen.append(handle.map_layer(entry) if maps_only else handle.layer(entry))
+        elif entry == "default":
+            chosen.append(handle.map_layer(handle.default_layer))
+        else:
+            chosen.extend(_expand(handle, entry, _candidates(every.values(), maps_only), maps_only))
+    if not chosen:
+        raise LayerError(
+            "No layer was given.",
+            hint="give a module path (handle.layers), 'default', 'all' or a pattern ('layer4.*').",
+        )
+    unique = list({info.name: info for info in chosen}.values())
+    return sorted(unique, key=lambda info: info.order) if depth_order else unique
+
+
+def _candidates(layers: Iterable[LayerInfo], maps_only: bool) -> list[LayerInfo]:
+    """The layers ``"all"`` and patterns choose from."""
+    return [i for i in layers if i.has_map or (not maps_only and i.kind in _COLLECTABLE)]
+
+
+def _expand(
+    handle: ModelHandle, entry: str, candidates: Sequence[LayerInfo], maps_only: bool
+) -> list[LayerInfo]:
+    """``"all"`` or a shell-style pattern -> the matching candidates, in model order."""
+    if entry == "all":
+        return list(candidates)
+    matched = [info for info in candidates if fnmatch.fnmatchcase(info.name, entry)]
+    if not matched:
+        raise LayerError(
+            f"No layer of {handle.name} {'with a map ' if maps_only else ''}matches {entry!r}.",
+            hint="layers with a map: "
+            + ", ".join(info.name for info in handle.map_layers[-6:])
+            + " ('all' takes every one).",
+        )
+    return matched
+
+
+def _is_pattern(entry: str) -> bool:
+    return any(ch in entry for ch in "*?[")

@@ -172,7 +172,7 @@ def test_interrupted_run_resumes_from_stored_batches(tiny_handle, tmp_path):
     root = _image_folder(tmp_path / "data", per_class=5)  # 15 images, 5 batches of 3
     cache = tmp_path / "cache"
 
-    def interrupt(done, _total):
+    def interrupt(done, _total, _message):
         if done >= 6:
             raise KeyboardInterrupt
 

@@ -8,6 +8,7 @@ methods read attention probabilities captured by ``attention.py`` in the pass of
 ``attention_pass.py``; ``smoothing.py`` wraps any method; ``engine.py`` runs them.
 """
 
+from ..layers import resolve_layers
 from .base import (
     KINDS,
     METHOD_INFO,
@@ -21,7 +22,7 @@ from .base import (
 )
 from .core import CamResult, first_component, normalize_maps, summed_maps, upsample, weighted_maps
 from .engine import compute_cams
-from .forward import LayerPass, as_input, batched_grads, resolve_layers, run_pass
+from .forward import LayerPass, as_input, batched_grads, run_pass
 from .gradient import WeightedActivations
 from .guided import guided_backprop
 from .methods import BUILTIN, METHOD_LIST

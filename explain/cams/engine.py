@@ -16,12 +16,13 @@ import numpy as np
 import torch
 
 from ..errors import ExplainError
+from ..layers import resolve_layers
 from ..models import ModelHandle
 from ..progress import Progress, notify, within
 from ..targets import slice_targets
 from .base import METHOD_INFO, CamMethod, CamRequest, check_method
 from .core import CamResult, normalize_maps, upsample
-from .forward import as_input, resolve_layers
+from .forward import as_input
 from .smoothing import AugSmooth
 
 
@@ -44,7 +45,8 @@ def compute_cams(
     Args:
         handle: from :func:`explain.load_model`.
         x: ``(N, 3, H, W)`` preprocessed tensor, or images (PIL, paths, arrays).
-        layers: module paths (default: ``handle.default_layer``); all from one pass.
+        layers: module paths (default: ``handle.default_layer``), ``"all"`` or patterns such as
+            ``"layer4.*"`` (:func:`explain.layers.resolve_layers`); all from one pass.
         method: a name in :data:`METHODS` (spelt loosely) or a :class:`CamMethod`.
         targets: what to explain (see :mod:`explain.targets`): ``None`` = top-1 class.
         eigen_smooth: project contributions onto their first principal component.

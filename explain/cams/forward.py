@@ -64,18 +64,6 @@ def as_input(handle: ModelHandle, x: Any) -> torch.Tensor:
     return x.float().contiguous()
 
 
-def resolve_layers(handle: ModelHandle, layers: str | Sequence[str] | None) -> list[LayerInfo]:
-    """The :class:`LayerInfo` of each requested layer (default: the model's usual CAM layer),
-    without repeats; each must have a spatial or token-grid output."""
-    if layers is None:
-        layers = [handle.default_layer]
-    elif isinstance(layers, str):
-        layers = [layers]
-    if len(layers) == 0:
-        raise LayerError("No layer was given.", hint=f"e.g. layers=[{handle.default_layer!r}]")
-    return [handle.map_layer(name) for name in dict.fromkeys(layers)]
-
-
 def batched_grads(scores: torch.Tensor, wrt: Sequence[torch.Tensor]) -> list[torch.Tensor | None]:
     """``d scores[:, k] / d wrt`` for every ``k``, each as ``(K, *wrt.shape)``.
 

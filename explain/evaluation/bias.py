@@ -13,7 +13,7 @@ without the corner marker.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,10 +24,9 @@ import torch
 from ..cams import compute_cams
 from ..errors import ExplainError
 from ..models import ModelHandle
+from ..progress import Progress, notify
 from .faithfulness import noisy_linear_impute
 from .localisation import boxes_to_masks, energy_pointing_game
-
-Progress = Callable[[int, int, str], None]
 
 #: A region whose share of the map's mass is at least this many times its share of the image's
 #: area is one the model relies on (when it also beats the object, where that is known).
@@ -341,8 +340,7 @@ def shapes_bias_study(
                 }
             )
             done += 1
-            if progress is not None:
-                progress(done, total, f"{name}, marker {marker}")
+            notify(progress, done, total, f"{name}, marker {marker}")
         with_marker = next((m for m in markers if m != "none"), markers[0])
         verdict = reports[(name, with_marker)].verdict
         if "none" in accuracy and with_marker != "none":

@@ -26,8 +26,8 @@ from scipy.sparse.linalg import spsolve
 
 from ..errors import ExplainError
 from ..models import ModelHandle
+from ..progress import Progress, notify
 
-Progress = Callable[[int, int, str], None]
 Baseline = str | float | torch.Tensor
 
 #: Neighbour offsets (dy, dx) and weights of noisy linear imputation (Rong et al. 2022):
@@ -185,8 +185,7 @@ def target_probabilities(
         images, classes = build(lo, hi)
         probs = torch.softmax(handle.logits(images, batch_size=hi - lo), dim=1)
         out[lo:hi] = probs[torch.arange(hi - lo), torch.as_tensor(classes)].double().numpy()
-        if progress is not None:
-            progress(hi, count, message)
+        notify(progress, hi, count, message)
     return out
 
 

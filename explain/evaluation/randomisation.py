@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,9 +27,9 @@ from torch import nn
 from ..cams import compute_cams, upsample
 from ..cams.core import CamResult
 from ..errors import ExplainError
+from ..layers import resolve_layers
 from ..models import ModelHandle
-
-Progress = Callable[[int, int, str], None]
+from ..progress import Progress, notify
 
 #: Layers whose re-initialisation is their initial state (scale 1, shift 0, fresh statistics).
 _NORMS = (
@@ -318,7 +318,7 @@ def cascading_randomisation(
         :class:`SanityResult`.
     """
     x = x.float()
-    layers = list(layers) if layers is not None else [handle.default_layer]
+    layers = [info.name for info in resolve_layers(handle, layers)]
     tgt = (
         handle.logits(x).argmax(dim=1).numpy()
         if targets is None
@@ -350,8 +350,7 @@ def cascading_randomisation(
                 values = _compare(original[method], res, layer, size)
                 for metric, v in zip(collected, values, strict=True):
                     collected[metric].setdefault((method, layer), []).append(v)
-        if progress is not None:
-            progress(k + 1, len(plan), f"randomised {stage.name} ({k + 1}/{len(plan)})")
+        notify(progress, k + 1, len(plan), f"randomised {stage.name} ({k + 1}/{len(plan)})")
     for metric, per_key in collected.items():
         setattr(result, metric, {key: np.stack(v, axis=1) for key, v in per_key.items()})
     return result

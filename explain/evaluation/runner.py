@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,9 @@ import torch
 from ..cams import check_method, compute_cams
 from ..cams.core import CamResult
 from ..errors import ExplainError
+from ..layers import resolve_layers
 from ..models import ModelHandle
+from ..progress import Progress, within
 from .base import METRICS, Metric, resolve_metrics
 from .baselines import BASELINES, baseline_maps
 from .data import EvalData, load_eval_data
@@ -44,7 +46,6 @@ from .randomisation import cascade_stages, cascading_randomisation, spearman, ss
 from .statistics import N_RESAMPLES, TESTS
 from .verdicts import VERDICT_COLUMNS, compare_with_baselines, verdict_sentence
 
-Progress = Callable[[int, int, str], None]
 CurveKey = tuple[str, str, str]
 
 _TABLE_COLUMNS = [
@@ -476,14 +477,11 @@ class _Scorer:
         orders = self.road_orders
         scores = {}
         for k, order in enumerate(orders):
-
-            def part(done: int, todo: int, _msg: str = "", _k: int = k) -> None:
-                progress(_k * todo + done, len(orders) * todo)
-
             c = road(
                 self.handle, self.data.x, maps, self.tgt, order=order,
                 fractions=self.s.road_fractions, noise=self.s.road_noise, seed=self.s.seed,
-                batch_size=self.s.batch_size, progress=part,
+                batch_size=self.s.batch_size,
+                progress=within(progress, k / len(orders), (k + 1) / len(orders)),
             )  # fmt: skip
             scores[order] = c.scores
             if f"road_{order}" in self.names:
@@ -606,11 +604,7 @@ def evaluate(
     methods = [methods] if isinstance(methods, str) else list(methods)
     # Canonical names; an unknown method is a usage error, not something to skip.
     methods = list(dict.fromkeys(check_method(m).name for m in methods))
-    if layers is None:
-        layers = [handle.default_layer]
-    layers = [layers] if isinstance(layers, str) else list(dict.fromkeys(layers))
-    for layer in layers:
-        handle.map_layer(layer)
+    layers = [info.name for info in resolve_layers(handle, layers)]
     chosen = resolve_metrics(metrics)
     _check_settings(test, confidence, alpha, loc_threshold, iou_threshold, small_object)
     unknown = [b for b in baselines if b not in BASELINES]
