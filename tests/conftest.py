@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +24,20 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 def pytest_configure(config: pytest.Config) -> None:
     # Downloads must fail fast and never hang a test: no machine running tests has a hub token.
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def spawn(args: Sequence[Any], **env: str) -> subprocess.Popen:
+    """A child process from the project root with this checkout (and ``tests/``) first on the
+    Python path; stdout and stderr captured as text. ``args`` are turned into strings."""
+    path = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+    return subprocess.Popen(
+        [str(a) for a in args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": path, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def tiny_cnn(seed: int = 0):

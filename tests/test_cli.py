@@ -6,28 +6,21 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import spawn
 from PIL import Image
 
 from explain import TopK, compute_cams, load_model
 from explain.builtin.shapes import CLASSES, make_sample
-from explain.cli import (
-    main,
-    resolve_layers,
-    resolve_methods,
-    resolve_target,
-    safe_part,
-    unique_names,
-)
+from explain.cli.command import safe_part
+from explain.cli.explain import main, resolve_target, unique_names
+from explain.cli.options import layer_names, resolve_methods
 from explain.render import overlay
 
-ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ["layer2", "layer3"]
 
 
@@ -177,8 +170,8 @@ def test_option_parsing(handle):
         "scorecam",
         "gradcampp",
     ]
-    assert resolve_layers(handle, "default,layer3.?") == ["layer3", "layer3.0", "layer3.1"]
-    assert resolve_layers(handle, "all") == [info.name for info in handle.map_layers]
+    assert layer_names(handle, "default,layer3.?") == ["layer3", "layer3.0", "layer3.1"]
+    assert layer_names(handle, "all") == [info.name for info in handle.map_layers]
     assert resolve_target(handle, "auto") is None
     assert resolve_target(handle, "4") == 4
     assert resolve_target(handle, "Star") == 3
@@ -267,21 +260,10 @@ def test_bad_options_exit_2(files, tmp_path, options):
 
 
 def test_entry_point_in_a_subprocess(files, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     base = [sys.executable, "-m", "explain", "--model"]
     good = [*base, "builtin:shapes", files["square"], files["corrupt"], "--out", tmp_path / "ok"]
     bad = [*base, "nosuchsource:model", files["square"], "--out", tmp_path / "bad"]
-    procs = [  # both at once: most of the time is the interpreter importing torch
-        subprocess.Popen(
-            [str(a) for a in cmd],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for cmd in (good, bad)
-    ]
+    procs = [spawn(cmd) for cmd in (good, bad)]  # at once: most time is importing torch
     (out_ok, err_ok), (out_bad, err_bad) = (p.communicate(timeout=120) for p in procs)
     assert procs[0].returncode == 0, err_ok
     assert "Explained 1 image(s)" in out_ok and "1 skipped" in out_ok

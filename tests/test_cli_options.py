@@ -1,4 +1,4 @@
-"""The model options every command line shares (explain.cli_options), through the real
+"""The model options every command line shares (explain.cli.options), through the real
 commands with the pretrained CIFAR-10 ResNet-20: predictions and accuracy, not exit codes only."""
 
 from __future__ import annotations
@@ -6,30 +6,27 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CIFAR_TEST, CIFAR_WEIGHTS
+from conftest import CIFAR_TEST, CIFAR_WEIGHTS, spawn
 
 from embeddings.__main__ import main as embeddings_main
 from explain.architectures import CIFAR10_CLASSES
-from explain.cli import main as explain_main
-from explain.cli_options import (
+from explain.cli.command import error_line
+from explain.cli.evaluate import main as evaluate_main
+from explain.cli.explain import main as explain_main
+from explain.cli.options import (
     add_model_options,
-    error_line,
     load_model_from_args,
     parse_labels,
     preprocess_overrides,
 )
 from explain.errors import ExplainError, InputSizeError
-from explain.evaluate import main as evaluate_main
 
-ROOT = Path(__file__).resolve().parents[1]
 MEAN, STD = "0.485,0.456,0.406", "0.229,0.224,0.225"  # the checkpoint's normalisation
 CIFAR_OPTIONS = [
     "--weights",
@@ -213,17 +210,10 @@ def test_every_command_prints_one_line_for_a_bad_input_size(images, tmp_path):
 
 
 def test_explain_entry_point_in_a_subprocess(images, tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
     image = images[0][0]
     cmd = [sys.executable, "-m", "explain", image, "--model", "user_models:flat_head_net"]
-    proc = subprocess.run(
-        [str(a) for a in [*cmd, "--out", tmp_path]],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
-    assert "probe input of shape (1, 3, 224, 224)" in proc.stderr
+    proc = spawn([*cmd, "--out", tmp_path])
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and stdout == ""
+    assert stderr.count("\n") == 1 and "Traceback" not in stderr
+    assert "probe input of shape (1, 3, 224, 224)" in stderr

@@ -1,6 +1,6 @@
 """Ground truth as users have it: boxes in a CSV, Pascal VOC XML, COCO JSON (boxes, polygons,
 RLE), PNG masks; classes as indices, names or WordNet ids; read for a model whose preprocessing
-resizes and crops; and ``evaluate`` / ``python -m explain.evaluate`` on such data."""
+resizes and crops; and ``evaluate`` / ``python -m explain.evaluation`` on such data."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from torch import nn
 from explain import ExplainError, Preprocess, compute_cams, load_model
 from explain.builtin.imagenet import imagenet_labels
 from explain.builtin.shapes import CLASSES, make_dataset
-from explain.evaluate import main
+from explain.cli.evaluate import main
 from explain.evaluation import (
     AnnotatedDataset,
     LabelMap,

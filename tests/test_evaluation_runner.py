@@ -1,5 +1,5 @@
 """``evaluate``: the shape of its tables and curves, datasets it accepts, determinism, progress,
-and the ``python -m explain.evaluate`` command line."""
+and the ``python -m explain.evaluation`` command line."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from scipy.stats import wilcoxon
 
 from explain import ExplainError, load_model
 from explain.builtin.shapes import CLASSES, make_dataset
-from explain.evaluate import main
+from explain.cli.evaluate import main
 from explain.evaluation import METRICS, evaluate
 
 FAST = {"steps": 4, "road_fractions": (0.25, 0.5, 0.75), "sanity_stages": ["fc", "layer3"]}

@@ -1,15 +1,15 @@
-"""Command line: evaluate CAM methods on a dataset and write the tables and curves.
+"""The ``evaluate`` command: evaluate CAM methods on a dataset and write the tables and curves.
 
 ::
 
-    python -m explain.evaluate --model SPEC [--weights W] --data FOLDER|builtin:shapes
-                               [--boxes boxes.csv | --annotations VOC_DIR|coco.json|MASK_DIR]
-                               [--methods gradcam,gradcampp] [--layers L1,L2]
-                               [--metrics deletion,insertion|faithfulness|all] --out DIR
-                               [--labels ...] [--input-size H[,W]] [--mean R,G,B --std R,G,B]
-                               [--resize N|F|none] [--model-arg KEY=VALUE] [--device D]
+    python -m explain.evaluation --model SPEC [--weights W] --data FOLDER|builtin:shapes
+                                 [--boxes boxes.csv | --annotations VOC_DIR|coco.json|MASK_DIR]
+                                 [--methods gradcam,gradcampp] [--layers L1,L2]
+                                 [--metrics deletion,insertion|faithfulness|all] --out DIR
+                                 [--labels ...] [--input-size H[,W]] [--mean R,G,B --std R,G,B]
+                                 [--resize N|F|none] [--model-arg KEY=VALUE] [--device D]
 
-The model options are those of every command line (:mod:`explain.cli_options`).
+The model options are those of every command line (:mod:`explain.cli.options`).
 
 Writes ``table.csv`` (one row per image x method x layer x metric), ``summary.csv`` (per
 method, layer and metric, with the random-map and Gaussian-map baselines), ``verdicts.csv``
@@ -23,63 +23,56 @@ model's resize and crop), so the localisation metrics are scored. With ``--regio
 X0,Y0,X1,Y1`` it also checks whether the model relies on that region (``bias.json``); with
 ``--bias-study`` it runs the built-in shapes demonstration instead of an evaluation.
 
-Exit status: 0 on success, 2 for usage errors (unknown model, layer, method or metric; a dataset
-that cannot be read), 130 when interrupted; one clear message on stderr, no traceback.
+Exit status (:mod:`explain.cli.command`): 0 on success, 2 for usage errors (unknown model, layer,
+method or metric; a dataset that cannot be read), 130 when interrupted; one clear message on
+stderr, no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from .cli import resolve_layers, resolve_methods
-from .cli_options import add_model_options, error_line, load_model_from_args, split_list
-from .errors import ExplainError
-from .evaluation import METRICS, AnnotatedDataset, evaluate, find_bias, shapes_bias_study
-from .models import ModelHandle
+from ..errors import ExplainError
+from ..evaluation import METRICS, AnnotatedDataset, evaluate, find_bias, shapes_bias_study
+from ..models import ModelHandle
+from .command import OK, prepare_out, progress_bar, run_command
+from .options import (
+    LAYERS_HELP,
+    add_output_options,
+    command_parser,
+    layer_names,
+    load_model_from_args,
+    pixel_box,
+    positive_int,
+    resolve_methods,
+    split_list,
+)
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
-def _box(text: str) -> tuple[int, int, int, int]:
-    parts = split_list(text)
-    if len(parts) != 4:
-        raise argparse.ArgumentTypeError(f"give X0,Y0,X1,Y1 in pixels, got {text!r}")
-    try:
-        x0, y0, x1, y1 = (int(p) for p in parts)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"give four whole numbers, got {text!r}") from exc
-    return x0, y0, x1, y1
+PROG = "python -m explain.evaluation"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m explain.evaluate`` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="python -m explain.evaluate",
-        description="Measure how far class-activation maps can be trusted: faithfulness "
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The ``python -m explain.evaluation`` argument parser."""
+    parser = command_parser(
+        prog,
+        "Measure how far class-activation maps can be trusted: faithfulness "
         "(deletion, insertion, Average Drop, ROAD), localisation (pointing game, energy "
         "pointing game, Grad-CAM box localisation and top-1 localisation error, on your own "
         "annotated images) and the randomisation sanity check, each against random and centred "
         "Gaussian baseline maps by a paired test over images.",
-        epilog="Examples: python -m explain.evaluate --model builtin:shapes --data "
+        "Examples: python -m explain.evaluation --model builtin:shapes --data "
         "builtin:shapes --methods gradcam,gradcampp --layers layer3 --max-images 100 --out "
-        "eval/ | python -m explain.evaluate --model builtin:efficientnet-lite0 --data "
+        "eval/ | python -m explain.evaluation --model builtin:efficientnet-lite0 --data "
         "imagenet-val/images --boxes imagenet-val/boxes.csv --targets label --metrics "
         "localisation --out eval/",
+        model_required=False,  # --model is needed unless --bias-study
     )
-    add_model_options(parser, required=False)  # --model is needed unless --bias-study
     parser.add_argument(
         "--data",
         default="builtin:shapes",
@@ -111,9 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         "inclusive indices",
     )
     parser.add_argument("--methods", default="gradcam", metavar="M1,M2", help="CAM methods")
-    parser.add_argument(
-        "--layers", default="default", metavar="L1,L2", help="module paths, 'default' or patterns"
-    )
+    parser.add_argument("--layers", default="default", metavar="L1,L2", help=LAYERS_HELP)
     parser.add_argument(
         "--metrics",
         default="all",
@@ -126,12 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-images",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="evaluate a seeded random subset of N images (--bias-study: N per condition, 60)",
     )
-    parser.add_argument("--steps", type=_positive_int, default=20, help="deletion/insertion steps")
+    parser.add_argument("--steps", type=positive_int, default=20, help="deletion/insertion steps")
     parser.add_argument(
         "--deletion-baseline", default="zero", choices=["zero", "blur", "mean"], metavar="B"
     )
@@ -160,17 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level")
     parser.add_argument(
         "--max-channels",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="Score-CAM/Ablation-CAM: perturb only the N channels of highest variance "
         "(approximate, faster)",
     )
-    parser.add_argument("--sanity-images", type=_positive_int, default=None, metavar="N")
-    parser.add_argument("--batch-size", type=_positive_int, default=64)
+    parser.add_argument("--sanity-images", type=positive_int, default=None, metavar="N")
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--region", type=_box, default=None, metavar="X0,Y0,X1,Y1", help="check reliance on it"
+        "--region", type=pixel_box, default=None, metavar="X0,Y0,X1,Y1", help="check reliance on it"
     )
     parser.add_argument("--region-name", default="the marked region")
     parser.add_argument(
@@ -178,42 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the built-in demonstration (shapes-biased vs shapes, marker on/off)",
     )
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    add_output_options(parser, quiet_help="no progress bar, no summary")
     return parser
 
 
-class _Bar:
-    """A tqdm bar driven by ``progress(done, total, message)`` callbacks."""
-
-    def __init__(self, quiet: bool):
-        self.bar = tqdm(total=0, disable=True if quiet else None, file=sys.stderr, unit="u")
-
-    def __call__(self, done: int, total: int, message: str) -> None:
-        if self.bar.total != total:
-            self.bar.reset(total=total)
-        self.bar.n = done
-        self.bar.set_description_str(message[:48], refresh=False)
-        self.bar.refresh()
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def _prepare_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ExplainError(f"--out {out} is a file, not a folder.")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExplainError(f"Cannot create the output folder {out}: {exc}") from exc
-
-
 def _run(args: argparse.Namespace) -> str:
-    _prepare_out(args.out)
-    bar = _Bar(args.quiet)
-    try:
+    with progress_bar("evaluating", args.quiet, unit="u") as bar:
         if args.bias_study:
+            prepare_out(args.out)
             study = shapes_bias_study(n=args.max_images or 60, progress=bar)
             study.table.to_csv(args.out / "bias_study.csv", index=False)
             (args.out / "bias_study.json").write_text(
@@ -221,11 +184,13 @@ def _run(args: argparse.Namespace) -> str:
             )
             return "\n".join(f"{model}: {verdict}" for model, verdict in study.verdicts.items())
         handle = load_model_from_args(args)
-        layers = resolve_layers(handle, args.layers)
+        layers = layer_names(handle, args.layers)
         methods = resolve_methods(args.methods)
         metrics = None if args.metrics.strip().lower() == "all" else split_list(args.metrics)
+        dataset = _dataset(args)
+        prepare_out(args.out)  # once the model and the options are known to be right
         result = evaluate(
-            handle, _dataset(args), methods, layers, metrics,
+            handle, dataset, methods, layers, metrics,
             targets=args.targets, max_images=args.max_images, steps=args.steps,
             deletion_baseline=args.deletion_baseline, pointing_tolerance=args.tolerance,
             loc_threshold=args.loc_threshold, iou_threshold=args.iou,
@@ -251,8 +216,6 @@ def _run(args: argparse.Namespace) -> str:
             }
             (args.out / "bias.json").write_text(json.dumps(bias, indent=2), encoding="utf-8")
             lines.append(f"{report.verdict} {report.details}")
-    finally:
-        bar.close()
     shown = result.summary[["method", "layer", "metric", "mean", "random", "gaussian"]]
     table = shown.to_string(index=False, float_format=lambda v: f"{v:.4f}")
     verdicts = [f"- {line}" for line in result.sentences()]
@@ -274,35 +237,22 @@ def _dataset(args: argparse.Namespace):
 
 def _inputs(handle: ModelHandle, args: argparse.Namespace) -> torch.Tensor:
     """The model input of the evaluated images (same subset and seed as the evaluation)."""
-    from .evaluation.data import load_eval_data
+    from ..evaluation.data import load_eval_data
 
     return load_eval_data(handle, _dataset(args), max_images=args.max_images, seed=args.seed).x
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (see the module docstring)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    except SystemExit as exc:  # argparse printed its message (2) or the help (0)
-        return exc.code if isinstance(exc.code, int) else 2
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """Run the command; returns the exit status (see the module docstring)."""
+    return run_command(build_parser(prog), argv, _main)
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.model is None and not args.bias_study:
-        print("error: --model SPEC is required (e.g. --model builtin:shapes).", file=sys.stderr)
-        return 2
+        raise ExplainError("--model SPEC is required (e.g. --model builtin:shapes).")
     start = time.perf_counter()
-    try:
-        text = _run(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (ExplainError, OSError) as exc:
-        print(error_line(exc), file=sys.stderr)
-        return 2
+    text = _run(args)
     if not args.quiet:
         print(text)
         print(f"({time.perf_counter() - start:.1f} s)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return OK

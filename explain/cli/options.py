@@ -1,18 +1,20 @@
-"""Options every command line shares: which model, with which weights, labels and
-preprocessing, on which device; and how errors are printed.
+"""Arguments every command line shares: which model (with which weights, labels and
+preprocessing, on which device), lists of layers and methods, numbers, the output folder.
 
-Used by ``python -m explain``, ``python -m explain.evaluate`` and ``python -m embeddings``::
+::
 
-    parser = argparse.ArgumentParser(...)
-    add_model_options(parser)
+    parser = command_parser(prog, description)  # with the model options
+    parser.add_argument(...)  # the command's own
+    add_output_options(parser, quiet_help="...")  # --out DIR, -q
     args = parser.parse_args(argv)
     handle = load_model_from_args(args)
+    layers = layer_names(handle, args.layers)
 
-Options: ``--model SPEC`` (``pkg.module:factory(depth=56)`` takes factory arguments as Python
-literals), ``--model-arg KEY=VALUE`` (repeatable), ``--weights``, ``--labels`` (comma-separated or
-a file with one name per line), ``--input-size H[,W]``, ``--mean R,G,B``, ``--std R,G,B``,
-``--resize`` (shorter side before a centre crop, ``none`` to resize straight to the input size, or
-a crop fraction such as ``0.875``), ``--interpolation`` and ``--device``.
+Model options: ``--model SPEC`` (``pkg.module:factory(depth=56)`` takes factory arguments as
+Python literals), ``--model-arg KEY=VALUE`` (repeatable), ``--weights``, ``--labels``
+(comma-separated or a file with one name per line), ``--input-size H[,W]``, ``--mean R,G,B``,
+``--std R,G,B``, ``--resize`` (shorter side before a centre crop, ``none`` to resize straight to
+the input size, or a crop fraction such as ``0.875``), ``--interpolation`` and ``--device``.
 """
 
 from __future__ import annotations
@@ -21,51 +23,55 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .errors import ExplainError, ModelLoadError
-from .factory_spec import parse_model_args
-from .models import DEFAULT, ModelHandle, load_model
+from ..cams import METHODS, check_method
+from ..errors import ExplainError, ModelLoadError
+from ..factory_spec import parse_model_args
+from ..layers import resolve_layers
+from ..models import DEFAULT, ModelHandle, load_model
 
 MODEL_HELP = (
     "builtin:efficientnet-lite0 (ImageNet, offline), builtin:shapes, torchvision:<name>, "
     "hf:<hub id or folder>, or package.module:factory (arguments as in "
     "package.module:factory(depth=56))"
 )
+LAYERS_HELP = (
+    "comma-separated module paths; 'default' (the usual Grad-CAM layer), 'all' (every layer "
+    "with a map), or patterns such as 'layer4.*'"
+)
 
 
-# -- parsing ----------------------------------------------------------------------------------
+# -- lists and numbers ------------------------------------------------------------------------
 def split_list(text: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def parse_weights(text: str) -> Any:
-    """``DEFAULT``/``pretrained`` -> pretrained, ``none``/``random`` -> random init, else a file
-    or a weights name."""
-    if Path(text).exists():
-        return text
-    if text.lower() in ("default", "pretrained"):
-        return DEFAULT
-    if text.lower() in ("none", "random"):
-        return None
-    return text
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
 
 
-def parse_labels(text: str | None) -> list[str] | None:
-    """Class names from a file (one per line; blank lines ignored) or a comma-separated list."""
-    if not text:
-        return None
-    path = Path(text).expanduser()
-    if path.is_file():
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ExplainError(f"Cannot read the labels file {path}: {exc}") from exc
-    else:
-        lines = text.split(",")
-    labels = [line.strip() for line in lines if line.strip()]
-    if not labels:
-        raise ExplainError(f"--labels {text!r} gives no class name.")
-    return labels
+def unit_float(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def pixel_box(text: str) -> tuple[int, int, int, int]:
+    """An argparse type: ``X0,Y0,X1,Y1`` in pixels."""
+    parts = split_list(text)
+    if len(parts) != 4:
+        raise argparse.ArgumentTypeError(f"give X0,Y0,X1,Y1 in pixels, got {text!r}")
+    try:
+        x0, y0, x1, y1 = (int(p) for p in parts)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"give four whole numbers, got {text!r}") from exc
+    return x0, y0, x1, y1
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -110,7 +116,73 @@ def _resize(text: str) -> dict[str, Any]:
     )
 
 
+# -- values that need the model or the registry -----------------------------------------------
+def parse_weights(text: str) -> Any:
+    """``DEFAULT``/``pretrained`` -> pretrained, ``none``/``random`` -> random init, else a file
+    or a weights name."""
+    if Path(text).exists():
+        return text
+    if text.lower() in ("default", "pretrained"):
+        return DEFAULT
+    if text.lower() in ("none", "random"):
+        return None
+    return text
+
+
+def parse_labels(text: str | None) -> list[str] | None:
+    """Class names from a file (one per line; blank lines ignored) or a comma-separated list."""
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    if path.is_file():
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ExplainError(f"Cannot read the labels file {path}: {exc}") from exc
+    else:
+        lines = text.split(",")
+    labels = [line.strip() for line in lines if line.strip()]
+    if not labels:
+        raise ExplainError(f"--labels {text!r} gives no class name.")
+    return labels
+
+
+def resolve_methods(text: str) -> list[str]:
+    """Comma-separated method names (``grad-cam``, ``Score_CAM``, ``gradcam++`` ...) or
+    ``all`` -> canonical names from :data:`explain.METHODS`."""
+    out: list[str] = []
+    for token in split_list(text):
+        if token.lower() == "all":
+            out.extend(METHODS)
+            continue
+        try:
+            out.append(check_method(token).name)
+        except ExplainError as exc:
+            raise ExplainError(
+                f"Unknown method {token!r}.",
+                hint=f"choose from {', '.join(METHODS)} (comma-separated), or 'all'.",
+            ) from exc
+    if not out:
+        raise ExplainError("No method was given.", hint="e.g. --method gradcam")
+    return list(dict.fromkeys(out))
+
+
+def layer_names(handle: ModelHandle, text: str, *, maps_only: bool = True) -> list[str]:
+    """``--layers`` (comma-separated paths, ``default``, ``all``, patterns) -> module paths, by
+    :func:`explain.layers.resolve_layers`."""
+    return [info.name for info in resolve_layers(handle, split_list(text), maps_only=maps_only)]
+
+
 # -- the options ------------------------------------------------------------------------------
+def command_parser(
+    prog: str, description: str, epilog: str | None = None, *, model_required: bool = True
+) -> argparse.ArgumentParser:
+    """A command's argument parser, with the model options every command takes."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog)
+    add_model_options(parser, required=model_required)
+    return parser
+
+
 def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """Add the model options (see the module docstring) to ``parser``, in their own group."""
     group = parser.add_argument_group("model")
@@ -161,6 +233,12 @@ def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True)
     group.add_argument("--device", default="auto", help="auto (the default), cpu, cuda, cuda:1")
 
 
+def add_output_options(parser: argparse.ArgumentParser, quiet_help: str) -> None:
+    """``--out DIR`` (required) and ``-q/--quiet``."""
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
+
+
 def preprocess_overrides(args: argparse.Namespace) -> dict[str, Any] | None:
     """The preprocessing fields given on the command line (``None`` when none was): the model
     keeps its own for the rest (ImageNet's defaults for a package.module:factory model)."""
@@ -190,8 +268,3 @@ def load_model_from_args(args: argparse.Namespace) -> ModelHandle:
         preprocess=preprocess_overrides(args),
         model_args=parse_model_args(args.model_arg) or None,
     )
-
-
-def error_line(exc: BaseException) -> str:
-    """``"error: <message> Try: <hint>"`` on one line, for stderr."""
-    return "error: " + " ".join(str(exc).split())

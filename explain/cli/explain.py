@@ -1,4 +1,4 @@
-"""Command line: class-activation maps for a batch of image files, written to a folder.
+"""The ``explain`` command: class-activation maps for a batch of image files, written to a folder.
 
 ::
 
@@ -7,7 +7,7 @@
                       [--labels NAMES|FILE] [--input-size H[,W]] [--mean R,G,B --std R,G,B]
                       [--resize N|F|none] [--model-arg KEY=VALUE] [--device D]
 
-The model options are those of every command line (:mod:`explain.cli_options`).
+The model options are those of every command line (:mod:`explain.cli.options`).
 
 For every image, method, layer (and class, with ``--target topK``) it writes
 ``<stem>__<method>__<layer>.png`` (the overlay), ``.npy`` (the normalised map, ``(H, W)``
@@ -15,16 +15,16 @@ float32 in [0, 1] at the model's input resolution) and ``.raw.npy`` (the map at 
 resolution, before normalisation), then one ``summary.json`` for the whole run: predictions,
 targets, files written, files skipped (with reasons), timings and notes.
 
-Exit status: 0 when at least one image was explained, 1 when none was (say, every file was
-unreadable), 2 for usage errors (unknown model, layer, method or class; bad options), with one
-clear message on stderr and no traceback.
+Exit status (:mod:`explain.cli.command`): 0 when at least one image was explained, 1 when none
+was (say, every file was unreadable), 2 for usage errors (unknown model, layer, method or class;
+bad options), 130 when interrupted, with one clear message on stderr and no traceback; the
+summary of an interrupted or failed run lists what was written before.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import fnmatch
 import json
 import math
 import re
@@ -37,49 +37,45 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
-from .cams import METHOD_INFO, METHODS, CamResult, check_method, compute_cams
-from .cli_options import (
-    add_model_options,
-    error_line,
+from ..cams import METHOD_INFO, METHODS, CamResult, compute_cams
+from ..errors import ExplainError, TargetError
+from ..images import LoadedImage, load_images
+from ..models import ModelHandle
+from ..predictions import top_classes
+from ..progress import Progress, notify, within
+from ..render import COLORMAPS, gradient_image, overlay
+from ..targets import TopK
+from .command import NOTHING_DONE, OK, prepare_out, progress_bar, run_command, safe_part, say
+from .options import (
+    LAYERS_HELP,
+    add_output_options,
+    command_parser,
+    layer_names,
     load_model_from_args,
-    parse_weights,
-    split_list,
+    positive_int,
+    resolve_methods,
+    unit_float,
 )
-from .errors import ExplainError, LayerError, TargetError
-from .images import LoadedImage, load_images
-from .models import ModelHandle
-from .render import COLORMAPS, gradient_image, overlay
-from .targets import TopK
 
+PROG = "python -m explain"
 SUMMARY_NAME = "summary.json"
 #: Predictions listed per image in the summary.
 TOP_PREDICTIONS = 5
-
-_UNSAFE = re.compile(r"[^\w.+=-]+")
-
+#: Units of the progress bar (the whole run).
+_BAR_UNITS = 1000
 
 __all__ = [
+    "SUMMARY_NAME",
     "build_parser",
     "expand_inputs",
     "main",
-    "parse_weights",
-    "resolve_layers",
-    "resolve_methods",
     "resolve_target",
-    "safe_part",
-    "split_list",
     "unique_names",
 ]
 
 
-# -- parsing helpers ----------------------------------------------------------------------------
-def safe_part(text: str) -> str:
-    """A piece of a file name: anything but letters, digits and ``. _ - + =`` becomes ``_``."""
-    return _UNSAFE.sub("_", text).strip() or "_"
-
-
+# -- file names and targets ---------------------------------------------------------------------
 def unique_names(names: Sequence[str]) -> list[str]:
     """Sanitised names, made unique (case-insensitively, for macOS and Windows file systems):
     the first of equal names is kept, later ones get ``-2``, ``-3``, ... (never another
@@ -98,52 +94,6 @@ def unique_names(names: Sequence[str]) -> list[str]:
         used.add(candidate.casefold())
         out.append(candidate)
     return out
-
-
-def resolve_methods(text: str) -> list[str]:
-    """Comma-separated method names (``grad-cam``, ``Score_CAM``, ``gradcam++`` ...) or
-    ``all`` -> canonical names from :data:`explain.METHODS`."""
-    out: list[str] = []
-    for token in split_list(text):
-        if token.lower() == "all":
-            out.extend(METHODS)
-            continue
-        try:
-            out.append(check_method(token).name)
-        except ExplainError as exc:
-            raise ExplainError(
-                f"Unknown method {token!r}.",
-                hint=f"choose from {', '.join(METHODS)} (comma-separated), or 'all'.",
-            ) from exc
-    if not out:
-        raise ExplainError("No method was given.", hint="e.g. --method gradcam")
-    return list(dict.fromkeys(out))
-
-
-def resolve_layers(handle: ModelHandle, text: str) -> list[str]:
-    """Comma-separated layer paths; ``default`` (the usual Grad-CAM layer), ``all`` (every
-    layer with a map) and shell-style patterns such as ``layer4.*`` are expanded."""
-    names: list[str] = []
-    for token in split_list(text):
-        if token == "default":
-            names.append(handle.default_layer)
-        elif token == "all":
-            names.extend(info.name for info in handle.map_layers)
-        elif any(ch in token for ch in "*?["):
-            matched = [i.name for i in handle.map_layers if fnmatch.fnmatchcase(i.name, token)]
-            if not matched:
-                raise LayerError(
-                    f"No layer of {handle.name} with a map matches {token!r}.",
-                    hint="layers with a map: "
-                    + ", ".join(i.name for i in handle.map_layers[-6:])
-                    + " (--layers all takes every one).",
-                )
-            names.extend(matched)
-        else:
-            names.append(handle.map_layer(token).name)
-    if not names:
-        raise LayerError("No layer was given.", hint=f"e.g. --layers {handle.default_layer}")
-    return list(dict.fromkeys(names))
 
 
 def resolve_target(handle: ModelHandle, text: str) -> Any:
@@ -202,37 +152,18 @@ def _is_output(name: str) -> bool:
     return len(parts) >= 3 and parts[1] in METHOD_INFO and name.endswith(".png")
 
 
-def _unit_float(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     """The ``python -m explain`` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="python -m explain",
-        description="Class-activation maps (Grad-CAM and family) for image files: overlays "
+    parser = command_parser(
+        prog,
+        "Class-activation maps (Grad-CAM and family) for image files: overlays "
         "(.png), maps (.npy) and one summary.json.",
-        epilog="Example: python -m explain photos/ --model torchvision:resnet50 "
+        "Example: python -m explain photos/ --model torchvision:resnet50 "
         "--layers layer3,layer4 --method gradcam,scorecam --out maps/",
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
-    add_model_options(parser)
     parser.add_argument(
-        "--layers",
-        default="default",
-        metavar="L1,L2",
-        help="comma-separated module paths; 'default' (the usual Grad-CAM layer, the "
-        "default), 'all' (every layer with a map), or patterns such as 'layer4.*'",
+        "--layers", default="default", metavar="L1,L2", help=f"{LAYERS_HELP} (default: default)"
     )
     parser.add_argument(
         "--method",
@@ -247,13 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="class to explain: auto (top-1, the default), a class index or label, or topK "
         "(one map for each of the K most probable classes)",
     )
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     parser.add_argument("--colormap", default="jet", choices=COLORMAPS, help="(default: jet)")
     parser.add_argument(
-        "--alpha", type=_unit_float, default=0.5, help="heatmap opacity, 0 to 1 (default: 0.5)"
+        "--alpha", type=unit_float, default=0.5, help="heatmap opacity, 0 to 1 (default: 0.5)"
     )
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=16, help="images per pass (default: 16)"
+        "--batch-size", type=positive_int, default=16, help="images per pass (default: 16)"
     )
     parser.add_argument(
         "--aug-smooth", action="store_true", help="average over flipped / brightened copies"
@@ -265,15 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-channels",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="Score-CAM / Ablation-CAM: perturb only the N channels of highest variance "
         "(approximate, faster)",
     )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress bar and no final line"
-    )
+    add_output_options(parser, quiet_help="no progress bar and no final line")
     return parser
 
 
@@ -295,7 +223,7 @@ def _one_line(text: str) -> str:
 class _Run:
     """One command: reads images batch by batch, computes every method, writes as it goes."""
 
-    def __init__(self, args: argparse.Namespace, argv: Sequence[str]):
+    def __init__(self, args: argparse.Namespace, command: Sequence[str]):
         self.args = args
         self.start = time.perf_counter()
         self.out: Path = args.out
@@ -312,7 +240,9 @@ class _Run:
         self.method_time = dict.fromkeys(self.methods, 0.0)
         self.status = "running"
         self.error: str | None = None
-        self.command = shlex.join(["python", "-m", "explain", *argv])
+        self.command = shlex.join(command)
+        self.bar: Progress | None = None
+        self.step, self.steps = 0, 0  # (batch, method) steps done and to do
 
     # -- steps -------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -321,15 +251,10 @@ class _Run:
         t0 = time.perf_counter()
         self.handle = load_model_from_args(args)
         self.timings["load_model"] = time.perf_counter() - t0
-        self.layers = resolve_layers(self.handle, args.layers)
+        self.layers = layer_names(self.handle, args.layers)
         self.targets = resolve_target(self.handle, args.target)
         self.layer_tags = dict(zip(self.layers, unique_names(self.layers), strict=True))
-        if self.out.exists() and not self.out.is_dir():
-            raise ExplainError(f"--out {self.out} is a file, not a folder.")
-        try:
-            self.out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ExplainError(f"Cannot create the output folder {self.out}: {exc}") from exc
+        prepare_out(self.out)
         self._note(*self.handle.notes)
         h, w = self.handle.input_size
         self._note(
@@ -343,31 +268,34 @@ class _Run:
             self._skip(entry["file"], entry["reason"])
         names = unique_names([p.stem for p in paths])
         jobs = list(zip(paths, names, strict=True))
-        steps = math.ceil(len(jobs) / self.args.batch_size) * len(self.methods)
-        bar = tqdm(
-            total=steps,
-            desc="explaining",
-            unit="step",
-            disable=True if self.args.quiet else None,
-            file=sys.stderr,
-        )
-        with bar:
+        self.steps = math.ceil(len(jobs) / self.args.batch_size) * len(self.methods)
+        with progress_bar("explaining", self.args.quiet) as self.bar:
             for chunk in _chunks(jobs, self.args.batch_size):
-                self._batch(chunk, bar)
+                self._batch(chunk)
+        self.bar = None
 
-    def _batch(self, chunk: Sequence[tuple[Path, str]], bar: tqdm) -> None:
+    def _advance(self, steps: int, message: str) -> None:
+        self.step += steps
+        notify(self.bar, round(_BAR_UNITS * self.step / max(self.steps, 1)), _BAR_UNITS, message)
+
+    def _within_step(self) -> Progress:
+        """The progress of the current step (a perturbation method's batches) on the bar."""
+        n = max(self.steps, 1)
+        return within(self.bar, self.step / n, (self.step + 1) / n, _BAR_UNITS)
+
+    def _batch(self, chunk: Sequence[tuple[Path, str]]) -> None:
         assert self.handle is not None
         t0 = time.perf_counter()
         good: list[tuple[Path, str, LoadedImage]] = []
         for path, name in chunk:
             loaded, failed = load_images([path])
             if failed:
-                self._skip(str(path), failed[0][1], bar)
+                self._skip(str(path), failed[0][1])
             else:
                 good.append((path, name, loaded[0]))
         self.timings["read_images"] += time.perf_counter() - t0
         if not good:
-            bar.update(len(self.methods))
+            self._advance(len(self.methods), "explaining")
             return
         pictures = [item[2].image for item in good]
         pixels = self.handle.prepare(pictures)  # (n, H, W, 3) uint8, as the model sees them
@@ -384,7 +312,8 @@ class _Run:
         ]
         self.images.extend(records)  # listed as soon as one method has written its files
         for method in self.methods:
-            bar.set_description(f"{METHOD_INFO[method].title}")
+            title = METHOD_INFO[method].title
+            notify(self._within_step(), 0, 1, title)
             t1 = time.perf_counter()
             res = compute_cams(
                 self.handle,
@@ -396,7 +325,7 @@ class _Run:
                 aug_smooth=self.args.aug_smooth,
                 batch_size=self.args.batch_size,
                 max_channels=self.args.max_channels,
-                progress=self._progress(bar),
+                progress=self._within_step(),
             )
             self.method_time[method] += time.perf_counter() - t1
             self._note(*res.notes)
@@ -405,17 +334,17 @@ class _Run:
             t2 = time.perf_counter()
             self._write(records, pixels, res)
             self.timings["write"] += time.perf_counter() - t2
-            bar.update(1)
+            self._advance(1, title)
 
     def _predictions(self, records: list[dict[str, Any]], res: CamResult) -> None:
-        labels = self.handle.labels
-        k = min(TOP_PREDICTIONS, len(labels))
+        top = top_classes(res.probs, TOP_PREDICTIONS, self.handle.labels)
         targets = res.targets.reshape(len(records), -1)
         for i, record in enumerate(records):
-            order = np.argsort(-res.probs[i], kind="stable")[:k]
             record["predictions"] = [
-                {"index": int(c), "label": labels[c], "probability": _prob(res.probs[i, c])}
-                for c in order
+                {"index": int(c), "label": label, "probability": _prob(p)}
+                for c, label, p in zip(
+                    top.indices[i], top.labels[i], top.probabilities[i], strict=True
+                )
             ]
             record["targets"] = [
                 {"index": int(c), "label": name}
@@ -460,19 +389,9 @@ class _Run:
                     self.files.extend(files)
                     record["outputs"].append(entry)
 
-    def _progress(self, bar: tqdm) -> Any:
-        def report(done: int, total: int, message: str) -> None:
-            bar.set_postfix_str(f"{message} ({100 * done / max(total, 1):.0f}%)")
-
-        return report
-
-    def _skip(self, file: str, reason: str, bar: tqdm | None = None) -> None:
+    def _skip(self, file: str, reason: str) -> None:
         self.skipped.append({"file": file, "reason": reason})
-        message = f"skipped {file}: {_one_line(reason)}"
-        if bar is not None:
-            bar.write(message, file=sys.stderr)
-        else:
-            print(message, file=sys.stderr)
+        say(f"skipped {file}: {_one_line(reason)}")
 
     def _note(self, *notes: str) -> None:
         for note in notes:
@@ -522,6 +441,16 @@ class _Run:
             "notes": self.notes,
         }
 
+    def fail(self, exc: BaseException) -> None:
+        """Record a failure in the summary, when the output folder exists by then."""
+        if self.handle is None or not self.out.is_dir():
+            return
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        self.status = "interrupted" if interrupted else "error"
+        self.error = "interrupted by the user" if interrupted else str(exc)
+        with contextlib.suppress(OSError):
+            self.write_summary()
+
     def write_summary(self) -> Path:
         path = self.out / SUMMARY_NAME
         partial = path.with_suffix(".json.partial")
@@ -530,34 +459,27 @@ class _Run:
         return path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (see the module docstring)."""
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """Run the command; returns the exit status (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    return run_command(
+        build_parser(prog), argv, lambda args: _main(args, [*shlex.split(prog), *argv])
+    )
+
+
+def _main(args: argparse.Namespace, command: Sequence[str]) -> int:
+    run = _Run(args, command)
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse has printed its message (2) or the help (0)
-        return exc.code if isinstance(exc.code, int) else 2
-    run: _Run | None = None
-    try:
-        run = _Run(args, argv)
         run.setup()
         run.explain(args.images)
-        run.status = "ok"
     except (ExplainError, OSError, KeyboardInterrupt) as exc:
-        interrupted = isinstance(exc, KeyboardInterrupt)
-        message = "interrupted by the user" if interrupted else str(exc)
-        print("interrupted" if interrupted else error_line(exc), file=sys.stderr)
-        if run is not None and run.handle is not None and run.out.is_dir():
-            run.status, run.error = ("interrupted" if interrupted else "error"), message
-            with contextlib.suppress(OSError):
-                run.write_summary()  # what was written so far stays listed
-        return 130 if interrupted else 2
+        run.fail(exc)  # what was written so far stays listed
+        raise
+    run.status = "ok"
     try:
         summary_path = run.write_summary()
     except OSError as exc:
-        print(f"error: cannot write {run.out / SUMMARY_NAME}: {exc}", file=sys.stderr)
-        return 2
+        raise ExplainError(f"Cannot write {run.out / SUMMARY_NAME}: {exc}") from exc
     explained = len(run.explained)
     if not args.quiet:
         print(
@@ -567,5 +489,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if explained == 0:
         print("error: no image could be explained (see the skipped files above).", file=sys.stderr)
-        return 1
-    return 0
+        return NOTHING_DONE
+    return OK
