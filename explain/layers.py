@@ -8,12 +8,14 @@ transformers, one backward pass to see where patch tokens still receive gradient
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
+
+from .hooks import Hooks, first_tensor
 
 #: Module types that only pool or re-arrange: never a default CAM layer.
 _POOL_OR_LAYOUT = (
@@ -89,20 +91,6 @@ class LayerInfo:
             what = "x".join(str(s) for s in self.shape) or "-"
             what += f" {self.kind}"
         return f"{self.name} ({self.type}) {what}"
-
-
-def first_tensor(output: Any) -> torch.Tensor | None:
-    """The tensor a module's output stands for: itself, or the first tensor of a tuple, list,
-    dict or Hugging Face ``ModelOutput``."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, Mapping):
-        output = list(output.values())
-    if isinstance(output, Sequence) and not isinstance(output, str):
-        for item in output:
-            if isinstance(item, torch.Tensor):
-                return item
-    return None
 
 
 def _token_grid(length: int, input_hw: tuple[int, int]) -> tuple[int, tuple[int, int]] | None:
@@ -265,32 +253,20 @@ def _default_token_layer(
         return None
     heads = [i for i in layers if i.calls and isinstance(modules[i.name], nn.Linear)]
     head = max(heads, key=lambda i: i.order).name if heads else None
-    captured: dict[str, torch.Tensor] = {}
-
-    def make_hook(name: str, take_input: bool = False):
-        def hook(_m: nn.Module, inputs: Any, out: Any) -> None:
-            captured[name] = first_tensor(inputs if take_input else out)
-
-        return hook
-
-    handles = [modules[i.name].register_forward_hook(make_hook(i.name)) for i in candidates]
+    hooks = Hooks(model).record([i.name for i in candidates], copy=False)
     if head is not None:
-        handles.append(modules[head].register_forward_hook(make_hook("<head>", True)))
-    try:
-        with torch.enable_grad():
-            inp = x.detach().clone().requires_grad_(True)
-            logits = first_tensor(model(inp))
-            features = captured.get("<head>", logits)
-            weights = torch.randn(features.shape, generator=torch.Generator().manual_seed(0))
-            names = [i.name for i in candidates if captured.get(i.name) is not None]
-            grads = torch.autograd.grad(
-                (features.float() * weights.to(features.device)).sum(),
-                [captured[n] for n in names],
-                allow_unused=True,
-            )
-    finally:
-        for h in handles:
-            h.remove()
+        hooks.record_inputs([head], detach=False)
+    with hooks, torch.enable_grad():
+        inp = x.detach().clone().requires_grad_(True)
+        logits = first_tensor(model(inp))
+    features = hooks.inputs.get(head, logits) if head is not None else logits
+    weights = torch.randn(features.shape, generator=torch.Generator().manual_seed(0))
+    names = [i.name for i in candidates if i.name in hooks.outputs]
+    grads = torch.autograd.grad(
+        (features.float() * weights.to(features.device)).sum(),
+        [hooks.outputs[n] for n in names],
+        allow_unused=True,
+    )
     info_by_name = {i.name: i for i in candidates}
     for name, grad in zip(names, grads, strict=True):
         if grad is None:
@@ -315,25 +291,17 @@ def probe_model(model: nn.Module, x: torch.Tensor, prefer: Sequence[str] = ()) -
     input_hw = (int(x.shape[-2]), int(x.shape[-1]))
     named = [(n, m) for n, m in model.named_modules() if n]
     outputs: dict[str, Any] = {}
-    calls: dict[str, int] = {}
     order: dict[str, int] = {}
     counter = iter(range(10**9))
 
-    def make_hook(name: str):
-        def hook(_m: nn.Module, _inp: Any, out: Any) -> None:
-            outputs[name] = out  # kept alive so tensor identity means "the same output"
-            calls[name] = calls.get(name, 0) + 1
-            order[name] = next(counter)
+    def remember(name: str, out: Any) -> None:
+        outputs[name] = out  # kept alive so tensor identity means "the same output"
+        order[name] = next(counter)
 
-        return hook
-
-    handles = [m.register_forward_hook(make_hook(n)) for n, m in named]
-    try:
-        with torch.inference_mode():
-            logits = first_tensor(model(x))
-    finally:
-        for h in handles:
-            h.remove()
+    hooks = Hooks(model).watch([n for n, _ in named], remember, raw=True)
+    with hooks, torch.inference_mode():
+        logits = first_tensor(model(x))
+    calls = hooks.calls
     layers = tuple(
         replace(info, plain=isinstance(outputs.get(info.name), torch.Tensor))
         for info in (
