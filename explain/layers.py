@@ -197,8 +197,12 @@ class Probe:
 
 
 def _is_norm(module: nn.Module) -> bool:
-    return (
-        isinstance(module, nn.LayerNorm | nn.GroupNorm) or "norm" in type(module).__name__.lower()
+    """A normalisation layer (not a linear or conv layer fused with one, as LeViT's
+    ``LinearNorm``)."""
+    if isinstance(module, nn.LayerNorm | nn.GroupNorm):
+        return True
+    return "norm" in type(module).__name__.lower() and not any(
+        isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d) for m in module.modules()
     )
 
 
@@ -233,24 +237,16 @@ def _is_pool_or_layout(module: nn.Module) -> bool:
     return isinstance(module, _POOL_OR_LAYOUT) or name in ("Permute", "Flatten") or "Pool" in name
 
 
-def _default_token_layer(
-    model: nn.Module,
-    x: torch.Tensor,
-    layers: Sequence[LayerInfo],
+def _reaching_head(
+    model: nn.Module, x: torch.Tensor, layers: Sequence[LayerInfo], candidates: Sequence[LayerInfo]
 ) -> str | None:
-    """The last normalisation whose patch tokens still reach the classifier.
+    """The first of ``candidates`` whose map (patch tokens, for token layers) receives gradient
+    from the classifier, or ``None``.
 
-    In ViT-like models the head reads the class token only, so patch tokens after the last
-    attention carry no gradient; the last block's first norm is where they still do. The test
-    differentiates a random projection of the head's input (not the logits, which a zero-
-    initialised head would make constant).
+    The test differentiates a random projection of the head's input (not the logits, which a
+    zero-initialised head would make constant) with respect to every candidate at once.
     """
     modules = dict(model.named_modules())
-    tokens = [i for i in layers if i.kind == "tokens"]
-    candidates = [i for i in tokens if _is_norm(modules[i.name])] or tokens
-    candidates = sorted(candidates, key=lambda i: i.order, reverse=True)
-    if not candidates:
-        return None
     heads = [i for i in layers if i.calls and isinstance(modules[i.name], nn.Linear)]
     head = max(heads, key=lambda i: i.order).name if heads else None
     hooks = Hooks(model).record([i.name for i in candidates], copy=False)
@@ -261,20 +257,38 @@ def _default_token_layer(
         logits = first_tensor(model(inp))
     features = hooks.inputs.get(head, logits) if head is not None else logits
     weights = torch.randn(features.shape, generator=torch.Generator().manual_seed(0))
-    names = [i.name for i in candidates if i.name in hooks.outputs]
+    recorded = [i for i in candidates if i.name in hooks.outputs]
     grads = torch.autograd.grad(
         (features.float() * weights.to(features.device)).sum(),
-        [hooks.outputs[n] for n in names],
+        [hooks.outputs[i.name] for i in recorded],
         allow_unused=True,
     )
-    info_by_name = {i.name: i for i in candidates}
-    for name, grad in zip(names, grads, strict=True):
+    for info, grad in zip(recorded, grads, strict=True):
         if grad is None:
             continue
-        patches = grad[:, info_by_name[name].prefix_tokens :]
+        patches = grad[:, info.prefix_tokens :]
         if float(patches.abs().sum()) > 1e-6 * float(grad.abs().sum()):
-            return name
-    return candidates[0].name
+            return info.name
+    return None
+
+
+def _default_token_layer(
+    model: nn.Module,
+    x: torch.Tensor,
+    layers: Sequence[LayerInfo],
+) -> str | None:
+    """The last normalisation whose patch tokens still reach the classifier.
+
+    In ViT-like models the head reads the class token only, so patch tokens after the last
+    attention carry no gradient; the last block's first norm is where they still do.
+    """
+    modules = dict(model.named_modules())
+    tokens = [i for i in layers if i.kind == "tokens" and i.has_map]  # not a lone class token
+    candidates = [i for i in tokens if _is_norm(modules[i.name])] or tokens
+    candidates = sorted(candidates, key=lambda i: i.order, reverse=True)
+    if not candidates:
+        return None
+    return _reaching_head(model, x, layers, candidates) or candidates[0].name
 
 
 def probe_model(model: nn.Module, x: torch.Tensor, prefer: Sequence[str] = ()) -> Probe:
@@ -320,6 +334,10 @@ def probe_model(model: nn.Module, x: torch.Tensor, prefer: Sequence[str] = ()) -
             default = _default_token_layer(model, x, layers)
         else:
             default = _default_cnn_layer(modules, layers, outputs)
+            info = next((i for i in layers if i.name == default), None)
+            # A map inside a tuple (PiT: (patch map, class tokens)) may not reach the head.
+            if info is not None and not info.plain and not _reaching_head(model, x, layers, [info]):
+                default = _default_token_layer(model, x, layers) or default
     num_outputs = int(logits.shape[-1]) if logits is not None and logits.ndim == 2 else 0
     return Probe(layers=layers, default_layer=default, num_outputs=num_outputs)
 
