@@ -190,3 +190,26 @@ def load_weights(
             hint="check that the file belongs to this architecture.",
         )
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+
+
+def head_classes(model: nn.Module, state: Mapping[str, torch.Tensor], classes: int) -> int | None:
+    """The number of classes of a weights file for ``model`` (which has ``classes`` outputs)
+    when only the classifier head differs from it, else ``None``.
+
+    Args:
+        model: the architecture with its default head.
+        state: the file's state dict (keys fitted with :func:`match_keys`).
+        classes: ``model``'s number of outputs.
+    """
+    own = model.state_dict()
+    fitted = match_keys(dict(state), set(own))
+    differing = {
+        k: v for k, v in fitted.items() if k in own and tuple(v.shape) != tuple(own[k].shape)
+    }
+    if not differing:
+        return None
+    firsts = {int(v.shape[0]) for v in differing.values()}
+    own_firsts = {int(own[k].shape[0]) for k in differing}
+    if len(firsts) == 1 and own_firsts == {classes}:
+        return firsts.pop()
+    return None

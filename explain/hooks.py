@@ -89,6 +89,7 @@ class Hooks:
         self._modules: dict[str, nn.Module] | None = None
         self._plans: list[tuple[str, Callable[..., Any]]] = []
         self._pre_plans: list[tuple[str, Callable[..., Any]]] = []
+        self._counted: set[str] = set()
         self._handles: list[Any] = []
         self.outputs: dict[str, torch.Tensor] = {}
         self.inputs: dict[str, torch.Tensor] = {}
@@ -128,10 +129,11 @@ class Hooks:
             self._plan_output(name, keep)
         return self
 
-    def record_inputs(self, names: Iterable[str]) -> Hooks:
-        """Keep the (first tensor) input of each of ``names`` in :attr:`inputs`, detached."""
+    def record_inputs(self, names: Iterable[str], *, detach: bool = True) -> Hooks:
+        """Keep the (first tensor) input of each of ``names`` in :attr:`inputs`, detached
+        unless ``detach=False`` (to differentiate with respect to it after the pass)."""
         for name in names:
-            self._plans.append((name, self._input_hook(name)))
+            self._plans.append((name, self._input_hook(name, detach)))
         return self
 
     def replace(self, name: str, fn: Replacer, *, call: int | None = None) -> Hooks:
@@ -175,7 +177,8 @@ class Hooks:
     def _plan_output(
         self, name: str, fn: Callable[[str, Any], torch.Tensor | None], raw: bool = False
     ) -> None:
-        counted = not any(planned == name for planned, _ in self._plans)
+        counted = name not in self._counted  # the first plan on a module counts its calls
+        self._counted.add(name)
 
         def hook(_module: nn.Module, _inputs: Any, output: Any) -> Any:
             if counted:
@@ -191,11 +194,11 @@ class Hooks:
 
         self._plans.append((name, hook))
 
-    def _input_hook(self, name: str) -> Callable[..., None]:
+    def _input_hook(self, name: str, detach: bool) -> Callable[..., None]:
         def hook(_module: nn.Module, inputs: Any, _output: Any) -> None:
             tensor = first_tensor(inputs)
             if tensor is not None:
-                self.inputs[name] = tensor.detach()
+                self.inputs[name] = tensor.detach() if detach else tensor
 
         return hook
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .errors import LayerError
+from .hooks import Hooks, first_tensor
 
 if TYPE_CHECKING:  # the handle is built on this module: a type only, no import at run time
     from .models import ModelHandle
@@ -95,20 +96,6 @@ class LayerInfo:
             what = "x".join(str(s) for s in self.shape) or "-"
             what += f" {self.kind}"
         return f"{self.name} ({self.type}) {what}"
-
-
-def first_tensor(output: Any) -> torch.Tensor | None:
-    """The tensor a module's output stands for: itself, or the first tensor of a tuple, list,
-    dict or Hugging Face ``ModelOutput``."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, Mapping):
-        output = list(output.values())
-    if isinstance(output, Sequence) and not isinstance(output, str):
-        for item in output:
-            if isinstance(item, torch.Tensor):
-                return item
-    return None
 
 
 def _token_grid(length: int, input_hw: tuple[int, int]) -> tuple[int, tuple[int, int]] | None:
@@ -215,8 +202,12 @@ class Probe:
 
 
 def _is_norm(module: nn.Module) -> bool:
-    return (
-        isinstance(module, nn.LayerNorm | nn.GroupNorm) or "norm" in type(module).__name__.lower()
+    """A normalisation layer (not a linear or conv layer fused with one, as LeViT's
+    ``LinearNorm``)."""
+    if isinstance(module, nn.LayerNorm | nn.GroupNorm):
+        return True
+    return "norm" in type(module).__name__.lower() and not any(
+        isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d) for m in module.modules()
     )
 
 
@@ -251,6 +242,41 @@ def _is_pool_or_layout(module: nn.Module) -> bool:
     return isinstance(module, _POOL_OR_LAYOUT) or name in ("Permute", "Flatten") or "Pool" in name
 
 
+def _reaching_head(
+    model: nn.Module, x: torch.Tensor, layers: Sequence[LayerInfo], candidates: Sequence[LayerInfo]
+) -> str | None:
+    """The first of ``candidates`` whose map (patch tokens, for token layers) receives gradient
+    from the classifier, or ``None``.
+
+    The test differentiates a random projection of the head's input (not the logits, which a
+    zero-initialised head would make constant) with respect to every candidate at once.
+    """
+    modules = dict(model.named_modules())
+    heads = [i for i in layers if i.calls and isinstance(modules[i.name], nn.Linear)]
+    head = max(heads, key=lambda i: i.order).name if heads else None
+    hooks = Hooks(model).record([i.name for i in candidates], copy=False)
+    if head is not None:
+        hooks.record_inputs([head], detach=False)
+    with hooks, torch.enable_grad():
+        inp = x.detach().clone().requires_grad_(True)
+        logits = first_tensor(model(inp))
+    features = hooks.inputs.get(head, logits) if head is not None else logits
+    weights = torch.randn(features.shape, generator=torch.Generator().manual_seed(0))
+    recorded = [i for i in candidates if i.name in hooks.outputs]
+    grads = torch.autograd.grad(
+        (features.float() * weights.to(features.device)).sum(),
+        [hooks.outputs[i.name] for i in recorded],
+        allow_unused=True,
+    )
+    for info, grad in zip(recorded, grads, strict=True):
+        if grad is None:
+            continue
+        patches = grad[:, info.prefix_tokens :]
+        if float(patches.abs().sum()) > 1e-6 * float(grad.abs().sum()):
+            return info.name
+    return None
+
+
 def _default_token_layer(
     model: nn.Module,
     x: torch.Tensor,
@@ -259,52 +285,15 @@ def _default_token_layer(
     """The last normalisation whose patch tokens still reach the classifier.
 
     In ViT-like models the head reads the class token only, so patch tokens after the last
-    attention carry no gradient; the last block's first norm is where they still do. The test
-    differentiates a random projection of the head's input (not the logits, which a zero-
-    initialised head would make constant).
+    attention carry no gradient; the last block's first norm is where they still do.
     """
     modules = dict(model.named_modules())
-    tokens = [i for i in layers if i.kind == "tokens"]
+    tokens = [i for i in layers if i.kind == "tokens" and i.has_map]  # not a lone class token
     candidates = [i for i in tokens if _is_norm(modules[i.name])] or tokens
     candidates = sorted(candidates, key=lambda i: i.order, reverse=True)
     if not candidates:
         return None
-    heads = [i for i in layers if i.calls and isinstance(modules[i.name], nn.Linear)]
-    head = max(heads, key=lambda i: i.order).name if heads else None
-    captured: dict[str, torch.Tensor] = {}
-
-    def make_hook(name: str, take_input: bool = False):
-        def hook(_m: nn.Module, inputs: Any, out: Any) -> None:
-            captured[name] = first_tensor(inputs if take_input else out)
-
-        return hook
-
-    handles = [modules[i.name].register_forward_hook(make_hook(i.name)) for i in candidates]
-    if head is not None:
-        handles.append(modules[head].register_forward_hook(make_hook("<head>", True)))
-    try:
-        with torch.enable_grad():
-            inp = x.detach().clone().requires_grad_(True)
-            logits = first_tensor(model(inp))
-            features = captured.get("<head>", logits)
-            weights = torch.randn(features.shape, generator=torch.Generator().manual_seed(0))
-            names = [i.name for i in candidates if captured.get(i.name) is not None]
-            grads = torch.autograd.grad(
-                (features.float() * weights.to(features.device)).sum(),
-                [captured[n] for n in names],
-                allow_unused=True,
-            )
-    finally:
-        for h in handles:
-            h.remove()
-    info_by_name = {i.name: i for i in candidates}
-    for name, grad in zip(names, grads, strict=True):
-        if grad is None:
-            continue
-        patches = grad[:, info_by_name[name].prefix_tokens :]
-        if float(patches.abs().sum()) > 1e-6 * float(grad.abs().sum()):
-            return name
-    return candidates[0].name
+    return _reaching_head(model, x, layers, candidates) or candidates[0].name
 
 
 def probe_model(model: nn.Module, x: torch.Tensor, prefer: Sequence[str] = ()) -> Probe:
@@ -321,25 +310,17 @@ def probe_model(model: nn.Module, x: torch.Tensor, prefer: Sequence[str] = ()) -
     input_hw = (int(x.shape[-2]), int(x.shape[-1]))
     named = [(n, m) for n, m in model.named_modules() if n]
     outputs: dict[str, Any] = {}
-    calls: dict[str, int] = {}
     order: dict[str, int] = {}
     counter = iter(range(10**9))
 
-    def make_hook(name: str):
-        def hook(_m: nn.Module, _inp: Any, out: Any) -> None:
-            outputs[name] = out  # kept alive so tensor identity means "the same output"
-            calls[name] = calls.get(name, 0) + 1
-            order[name] = next(counter)
+    def remember(name: str, out: Any) -> None:
+        outputs[name] = out  # kept alive so tensor identity means "the same output"
+        order[name] = next(counter)
 
-        return hook
-
-    handles = [m.register_forward_hook(make_hook(n)) for n, m in named]
-    try:
-        with torch.inference_mode():
-            logits = first_tensor(model(x))
-    finally:
-        for h in handles:
-            h.remove()
+    hooks = Hooks(model).watch([n for n, _ in named], remember, raw=True)
+    with hooks, torch.inference_mode():
+        logits = first_tensor(model(x))
+    calls = hooks.calls
     layers = tuple(
         replace(info, plain=isinstance(outputs.get(info.name), torch.Tensor))
         for info in (
@@ -358,6 +339,10 @@ def probe_model(model: nn.Module, x: torch.Tensor, prefer: Sequence[str] = ()) -
             default = _default_token_layer(model, x, layers)
         else:
             default = _default_cnn_layer(modules, layers, outputs)
+            info = next((i for i in layers if i.name == default), None)
+            # A map inside a tuple (PiT: (patch map, class tokens)) may not reach the head.
+            if info is not None and not info.plain and not _reaching_head(model, x, layers, [info]):
+                default = _default_token_layer(model, x, layers) or default
     num_outputs = int(logits.shape[-1]) if logits is not None and logits.ndim == 2 else 0
     return Probe(layers=layers, default_layer=default, num_outputs=num_outputs)
 

@@ -113,7 +113,7 @@ def test_factory_arguments_are_literals_never_code(tmp_path):
     }
     with pytest.raises(ModelLoadError, match="KEY=VALUE"):
         parse_model_args(["depth"])
-    with pytest.raises(ModelLoadError, match="apply to your own"):
+    with pytest.raises(ModelLoadError, match=r"apply only to .*timm.*your own architecture"):
         load_model("builtin:shapes", model_args={"depth": 3})
 
 

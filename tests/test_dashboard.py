@@ -85,9 +85,9 @@ def test_bad_uploads_are_reported_and_the_page_keeps_working(app, photo_paths):
 
 
 def test_unknown_hugging_face_model_without_network(app, monkeypatch):
-    import explain.models
+    from explain.models import network
 
-    monkeypatch.setattr(explain.models, "_reachable", lambda url, timeout=3.0: False)
+    monkeypatch.setattr(network, "reachable", lambda url, timeout=3.0: False)
     app.radio(key="model_source").set_value("Hugging Face").run()
     app.text_input(key="hf_ref").set_value("nobody/no-such-model").run()
     app.button(key="load_hf").click().run()

@@ -101,9 +101,9 @@ def test_hf_missing_folder_is_a_clear_error(tmp_path):
 
 
 def test_hf_without_network_fails_fast_with_advice(monkeypatch):
-    import explain.models as models
+    from explain.models import network
 
-    monkeypatch.setattr(models, "_reachable", lambda url, timeout=3.0: False)
+    monkeypatch.setattr(network, "reachable", lambda url, timeout=3.0: False)
     start = time.perf_counter()
     with pytest.raises(NetworkError) as info:
         load_model("hf:some-org/some-model-that-is-not-cached")

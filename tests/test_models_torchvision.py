@@ -160,10 +160,10 @@ def test_default_weights_come_from_the_hub_cache(tmp_path, monkeypatch, resnet18
 
 
 def test_default_weights_without_network_is_a_clear_error(tmp_path, monkeypatch):
-    import explain.models as models
+    from explain.models import network
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    monkeypatch.setattr(models, "_reachable", lambda url, timeout=3.0: False)
+    monkeypatch.setattr(network, "reachable", lambda url, timeout=3.0: False)
     start = time.perf_counter()
     with pytest.raises(NetworkError) as info:
         load_model("torchvision:resnet50", weights="IMAGENET1K_V2")
@@ -175,9 +175,9 @@ def test_default_weights_without_network_is_a_clear_error(tmp_path, monkeypatch)
 
 def test_default_weights_download_really_attempted(tmp_path, monkeypatch):
     """The real download path: no network on test machines, so it ends in a NetworkError."""
-    from explain.models import _reachable
+    from explain.models.network import reachable
 
-    if _reachable(torchvision.models.ResNet18_Weights.DEFAULT.url):
+    if reachable(torchvision.models.ResNet18_Weights.DEFAULT.url):
         pytest.skip("this machine reaches download.pytorch.org; the offline path is untestable")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(NetworkError, match="resnet18"):

@@ -88,10 +88,15 @@ def test_callable_preprocess():
 
 
 def test_bad_specs():
-    # Not "timm:": timm is installed for the attention tests, and an importable module
-    # name reads as a "package.module:factory" spec.
-    with pytest.raises(ModelLoadError, match="Unknown model source 'nosuchsource'"):
+    with pytest.raises(ModelLoadError, match="Unknown model source 'nosuchsource'") as info:
         load_model("nosuchsource:resnet50")
+    assert "'timm:<name>'" in str(info.value) and "'hf:<hub id" in str(info.value)
+    # timm is a source: its names go to timm, not to a "package.module:factory" lookup.
+    with pytest.raises(ModelLoadError, match="'resnet1000' is not a timm model"):
+        load_model("timm:resnet1000")
+    # An importable module that is no source and has no such factory.
+    with pytest.raises(ModelLoadError, match="Unknown model source 'numpy'"):
+        load_model("numpy:resnet50")
     with pytest.raises(ModelLoadError, match="names no source"):
         load_model("resnet50")
     with pytest.raises(ModelLoadError, match="no built-in model 'nope'"):
