@@ -2,7 +2,10 @@
 relies on something it should not.
 
 - :func:`evaluate` runs faithfulness, localisation and randomisation metrics for several
-  methods and layers over a dataset, and returns tidy tables and per-image curves.
+  methods and layers over a dataset, and returns tidy tables and per-image curves
+  (:class:`EvaluationResult`); how it measures is one :class:`EvaluationSettings`.
+- :mod:`explain.evaluation.figures` draws the results: leaderboard, curves, verdicts, ground
+  truth on images (Plotly and pandas; imported on its own).
 - Each metric declares its category, direction, unit and decimals in :data:`METRICS`
   (a :class:`~explain.metric_info.MetricInfo`, the project's one metric-description type).
 - What it runs on: any dataset of :mod:`explain.datasets` (folders, zips, file lists,
@@ -78,7 +81,9 @@ from .randomisation import (
     ssim,
 )
 from .reporting import markdown_report, verdict_table
-from .runner import EvaluationResult, evaluate, summarise
+from .result import EvaluationResult, summarise
+from .runner import evaluate
+from .settings import EvaluationSettings
 from .statistics import PairedTest, holm, paired_test
 from .verdicts import compare_with_baselines, verdict_sentence
 
@@ -96,6 +101,7 @@ __all__ = [
     "Curves",
     "EvalData",
     "EvaluationResult",
+    "EvaluationSettings",
     "ImageAnnotation",
     "InputGeometry",
     "LabelMap",

@@ -53,6 +53,7 @@ _ALL = (
         "probability collapse early.",
         group="deletion",
         has_curve=True,
+        unit_label="0–1",
         reference=_PETSIUK,
     ),
     Metric(
@@ -65,6 +66,7 @@ _ALL = (
         "probability rise early.",
         group="insertion",
         has_curve=True,
+        unit_label="0–1",
         reference=_PETSIUK,
     ),
     Metric(
