@@ -19,6 +19,7 @@ from ..errors import DatasetError
 from ..images import ImageSource
 from .annotations import Annotations, AnnotationSource, ImageAnnotation, read_annotations
 from .base import ImageDataset
+from .sources import open_dataset
 
 
 class AnnotatedDataset(ImageDataset):
@@ -28,9 +29,9 @@ class AnnotatedDataset(ImageDataset):
     them out, embeddings use them); annotations without an image are counted in ``notes``.
 
     Args:
-        images: what :func:`~explain.datasets.load_dataset` takes: a folder of images (class
-            sub-folders allowed), a ``.zip`` (path, bytes or file object), a list of image
-            files, or an :class:`~explain.datasets.base.ImageDataset`.
+        images: what :func:`~explain.datasets.sources.open_dataset` takes: a folder of
+            images (class sub-folders allowed), a ``.zip`` (path, bytes or file object), a
+            list of image files, or an :class:`~explain.datasets.base.ImageDataset`.
         annotations: an :class:`~explain.datasets.annotations.Annotations`, a boxes CSV, a
             COCO JSON, a Pascal VOC folder, a folder of PNG masks, or an uploaded CSV/JSON
             (bytes or a file object); see :func:`~explain.datasets.annotations.read_annotations`.
@@ -55,9 +56,7 @@ class AnnotatedDataset(ImageDataset):
         one_based: bool = True,
         include_difficult: bool = True,
     ):
-        from .loading import load_dataset
-
-        base = images if isinstance(images, ImageDataset) else load_dataset(images)
+        base = open_dataset(images)
         if isinstance(base, AnnotatedDataset):
             raise DatasetError("The dataset already carries annotations; give them once.")
         truth = read_annotations(annotations, one_based=one_based)

@@ -16,6 +16,7 @@ from ..metric_info import MetricInfo
 from .base import METRICS
 from .baselines import BASELINES
 from .faithfulness import Curves
+from .reporting import markdown_report
 from .verdicts import VERDICT_COLUMNS, compare_with_baselines, verdict_sentence
 
 #: ``(method, layer, metric)``: the key of a curve.
@@ -152,8 +153,6 @@ class EvaluationResult:
         self.summary.to_csv(paths["summary"], index=False)
         self.verdicts.to_csv(paths["verdicts"], index=False)
         self.images.to_csv(paths["images"], index=False)
-        from .reporting import markdown_report
-
         paths["report"].write_text(markdown_report(self), encoding="utf-8")
         self.curve_frame().to_csv(paths["curves"], index=False)
         self.mean_curves().to_csv(paths["mean_curves"], index=False)
