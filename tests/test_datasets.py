@@ -183,3 +183,23 @@ def test_class_names_match_by_name_loose_name_wordnet_id_or_index():
         ["tench", "Golden_Retriever", "n01443537", "3", "unicorn", "1000"], labels
     )
     np.testing.assert_array_equal(found, [0, 207, 1, 3, -1, -1])
+
+
+def test_signatures_are_those_the_activation_cache_was_keyed_on(tmp_path):
+    # Cache entries written before the dataset package still match: the signature of a
+    # folder (and of an annotated folder) is its kind, classes and [name, label, size, mtime].
+    for rel in ("wrap/a/0.png", "wrap/b/1.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / rel)
+    (tmp_path / "boxes.csv").write_text("file,x0,y0,x1,y1\n0.png,1,1,4,4\n")
+    stats = [(tmp_path / rel).stat() for rel in ("wrap/a/0.png", "wrap/b/1.png")]
+    expected = {
+        "kind": "folder",
+        "labels": ["a", "b"],
+        "items": [
+            ["a/0.png", 0, stats[0].st_size, stats[0].st_mtime_ns],
+            ["b/1.png", 1, stats[1].st_size, stats[1].st_mtime_ns],
+        ],
+    }
+    assert load_dataset(tmp_path).signature() == expected
+    assert AnnotatedDataset(tmp_path, tmp_path / "boxes.csv").signature() == expected

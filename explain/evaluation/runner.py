@@ -35,7 +35,7 @@ from .baselines import BASELINES, baseline_maps
 from .data import EvalData, load_eval_data
 from .faithfulness import Curves
 from .randomisation import cascade_stages, cascading_randomisation, spearman, ssim
-from .result import EvaluationResult, summarise
+from .result import CurveKey, EvaluationResult, summarise
 from .scoring import Scorer, score_frame
 from .settings import EvaluationSettings
 from .tracker import StepTracker
@@ -295,7 +295,7 @@ def _sanity(
     s: EvaluationSettings,
     progress: Progress,
     frames: list[pd.DataFrame],
-    curves: dict,
+    curves: dict[CurveKey, Curves],
 ) -> None:
     """The randomisation check of every method (rows and curves added to ``frames`` and
     ``curves``), and its value for the baselines (their maps ignore the model)."""
