@@ -95,6 +95,12 @@ def test_annotated_folder_and_zip_give_the_same_ground_truth(shapes, shapes_file
         for boxes, i in zip(got.boxes, order, strict=True):  # identity geometry: 64 -> 64
             np.testing.assert_allclose(boxes, component_boxes(data.masks[i]))
         np.testing.assert_allclose(got.x, from_folder.x)
+    # A list of the files with the same annotations (matched by file name).
+    files = [root / f"upload/{CLASSES[data.labels[i]]}/{i}.png" for i in range(9)]
+    from_list = load_eval_data(shapes, files, annotations=root / "boxes.csv")
+    assert from_list.names == [f"{i}.png" for i in range(9)] and (from_list.labels == -1).all()
+    for boxes, mask in zip(from_list.boxes, data.masks, strict=True):
+        np.testing.assert_allclose(boxes, component_boxes(mask))
     # load_dataset(..., annotations=) is the same dataset.
     same = load_dataset(root, annotations=root / "boxes.csv")
     assert [item.truth.objects for item in same.items] == [

@@ -5,12 +5,15 @@ Every dataset is an :class:`ImageDataset`: an ordered list of :class:`Item` (nam
 location, ground truth) plus the class names and the files skipped while listing. Pixels are
 read one image at a time, so a dataset never holds more than its file list.
 
-- :func:`load_dataset` turns what a user gives into a dataset (the one entry point).
-- Sources: :class:`ImageFolderDataset` (``folders.py``; class sub-folders or
-  flat), :class:`FileListDataset`, :class:`ZipDataset` (``archives.py``: path traversal and zip
-  bombs refused), :class:`ShapesDataset` and the ``"builtin:"`` specs (``builtin.py``),
-  :class:`AnnotatedDataset` (``annotated.py``) with the annotation readers
+- :func:`load_dataset` (``loading.py``) turns what a user gives into a dataset (the one entry
+  point); ``sources.py`` picks the reader.
+- Readers: :class:`ImageFolderDataset` and :class:`FileListDataset` (``folders.py``; class
+  sub-folders or flat, see ``layout.py``), :class:`ZipDataset` (``archives.py``: path
+  traversal and zip bombs refused), :class:`ShapesDataset` and the ``"builtin:"`` specs
+  (``builtin.py``), :class:`AnnotatedDataset` (``annotated.py``) with the annotation readers
   (``annotations.py``: boxes CSV, Pascal VOC, COCO, PNG masks).
+- What they share: :class:`Item`, :class:`ImageDataset`, :data:`IMAGE_EXTENSIONS`, stratified
+  sub-sampling (``base.py``).
 - Class names to a model's classes: :class:`LabelMap`, :func:`match_classes` (``classes.py``).
 - One held-out seed: ``"builtin:shapes"`` draws from :data:`~explain.builtin.HELD_OUT_SEED`.
 """

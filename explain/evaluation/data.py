@@ -220,13 +220,17 @@ def read_dataset(
     )
 
 
-def _in_memory(dataset: Any) -> bool:
-    """Images given as pixels or a list (not a dataset that :func:`load_dataset` reads)."""
+def _in_memory(dataset: Any, annotations: Any) -> bool:
+    """Images given as pixels or a list (not a dataset that :func:`load_dataset` reads); a
+    list of image files with annotations is a dataset."""
     from ..builtin.shapes import ShapesData
 
     if isinstance(dataset, torch.Tensor | np.ndarray | tuple | ShapesData):
         return True
-    return isinstance(dataset, Sequence) and not isinstance(dataset, str | bytes | ImageDataset)
+    if not isinstance(dataset, Sequence) or isinstance(dataset, str | bytes | ImageDataset):
+        return False
+    files = all(isinstance(p, str | os.PathLike) for p in dataset)
+    return not (files and annotations is not None)
 
 
 def _from_memory(
@@ -318,7 +322,7 @@ def load_eval_data(
     Raises:
         ExplainError: the dataset cannot be read or holds no image.
     """
-    if _in_memory(dataset):
+    if _in_memory(dataset, annotations):
         if annotations is not None:
             raise ExplainError(
                 "annotations= describe image files; these images are already in memory.",
