@@ -20,6 +20,7 @@ from .collect import (
     suggest_layers,
 )
 from .datasets import (
+    AnnotatedDataset,
     FileListDataset,
     ImageDataset,
     ImageFolderDataset,
@@ -47,6 +48,7 @@ __all__ = [
     "METRICS",
     "POOLINGS",
     "Activations",
+    "AnnotatedDataset",
     "DatasetError",
     "FileListDataset",
     "ImageDataset",

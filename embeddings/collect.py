@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from explain.datasets import match_classes
 from explain.errors import ImageLoadError, LayerError
 from explain.hooks import Hooks, first_tensor
 from explain.layers import LayerInfo, resolve_layers, to_nchw
@@ -138,27 +138,6 @@ def forward_pooled(
 
 
 # -- the result -------------------------------------------------------------------------------
-def _normalise_name(name: str) -> str:
-    return re.sub(r"[\s_\-]+", " ", name.strip().lower())
-
-
-def match_classes(label_names: Sequence[str], class_names: Sequence[str]) -> np.ndarray:
-    """For each dataset class, the model's class of the same name (case, ``_``, ``-`` and
-    spaces ignored), else the class whose index the name spells, else -1.
-
-    Returns:
-        ``(len(label_names),)`` int64.
-    """
-    by_name = {_normalise_name(c): i for i, c in enumerate(class_names)}
-    out = []
-    for name in label_names:
-        index = by_name.get(_normalise_name(name), -1)
-        if index < 0 and name.strip().isdigit() and int(name) < len(class_names):
-            index = int(name)
-        out.append(index)
-    return np.array(out, dtype=np.int64)
-
-
 @dataclass
 class Activations:
     """Pooled activations of a dataset at several layers, with the model's predictions.

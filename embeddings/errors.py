@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from explain.errors import ExplainError
+from explain.errors import DatasetError, ExplainError
 
-
-class DatasetError(ExplainError, ValueError):
-    """A dataset that cannot be used: missing, empty, an unsafe archive, no images in it."""
+__all__ = ["DatasetError", "ProjectionError"]
 
 
 class ProjectionError(ExplainError, ValueError):

@@ -11,35 +11,26 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from explain.metric_info import MetricInfo
 from explain.progress import Progress, as_progress, notify
 
 from .datasets import stratified_indices
 
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """What a metric measures.
-
-    Attributes:
-        name: column name in :func:`layer_metrics`.
-        title: short display name.
-        higher_is_better: its direction.
-        category: ``"class separation"``, ``"linear separability"`` or ``"faithfulness"``.
-        bounds: the range of its values.
-        description: one sentence for tooltips.
-    """
-
-    name: str
-    title: str
-    higher_is_better: bool
-    category: str
-    bounds: tuple[float, float]
-    description: str
+__all__ = [
+    "METRICS",
+    "MetricInfo",
+    "cka_matrix",
+    "knn_accuracy",
+    "layer_metrics",
+    "linear_cka",
+    "linear_probe_accuracy",
+    "silhouette",
+    "trustworthiness",
+]
 
 
 METRICS: dict[str, MetricInfo] = {
@@ -48,38 +39,48 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo(
             "silhouette",
             "Silhouette",
-            True,
             "class separation",
-            (-1.0, 1.0),
+            "higher",
             "How much closer images are to their own class than to the nearest other "
             "class (cosine distance on the pooled features).",
+            decimals=2,
+            value_range=(-1.0, 1.0),
+            reference="Rousseeuw 1987, Silhouettes (J. Comput. Appl. Math.)",
         ),
         MetricInfo(
             "knn_accuracy",
             "k-NN accuracy",
-            True,
             "class separation",
-            (0.0, 1.0),
+            "higher",
             "Cross-validated accuracy of a k-nearest-neighbour vote (cosine distance) on "
             "the pooled features.",
+            unit="fraction",
+            decimals=1,
+            unit_label="% correct",
         ),
         MetricInfo(
             "linear_probe_accuracy",
             "Linear-probe accuracy",
-            True,
             "linear separability",
-            (0.0, 1.0),
+            "higher",
             "Cross-validated accuracy of a logistic regression trained on the "
             "standardised pooled features.",
+            unit="fraction",
+            decimals=1,
+            unit_label="% correct",
+            reference="Alain & Bengio 2016, Understanding intermediate layers using linear "
+            "classifier probes",
         ),
         MetricInfo(
             "trustworthiness",
             "Trustworthiness",
-            True,
             "faithfulness",
-            (0.0, 1.0),
+            "higher",
             "How far the neighbours seen in the 2-D picture are true neighbours in the "
             "features (Venna & Kaski 2001); 1 = no false neighbours.",
+            decimals=2,
+            reference="Venna & Kaski 2001, Neighborhood preservation in nonlinear projection "
+            "methods (ICANN)",
         ),
     )
 }

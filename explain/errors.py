@@ -49,6 +49,10 @@ class ImageTooSmallError(ImageLoadError):
     """An image smaller than the minimum side length."""
 
 
+class DatasetError(ExplainError, ValueError):
+    """A dataset that cannot be used: missing, empty, an unsafe archive, no images in it."""
+
+
 class LayerError(ExplainError, ValueError):
     """A layer name that does not exist or whose output cannot give a map."""
 

@@ -151,7 +151,7 @@ def test_cache_hit_does_not_run_the_model(tiny_handle, tmp_path, monkeypatch):
         raise AssertionError("the model ran on a cache hit")
 
     monkeypatch.setattr(tiny_handle.model, "forward", refuse)
-    monkeypatch.setattr("embeddings.datasets.load_image", refuse)  # no image is decoded either
+    monkeypatch.setattr("explain.datasets.base.load_image", refuse)  # no image is decoded either
     hit = collect_activations(tiny_handle, root, layers, cache_dir=tmp_path / "cache")
     assert hit.from_cache and hit.key == first.key
     for layer in layers:

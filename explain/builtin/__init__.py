@@ -23,6 +23,15 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
 STD: tuple[float, float, float] = (0.25, 0.25, 0.25)
 
+#: Generator seed of the shapes images the built-in shapes models were trained on
+#: (``python -m explain.builtin.train --seed 0``; ``"data_seed"`` in ``weights/*.json``).
+TRAINING_SEED = 0
+#: Generator seed of the held-out shapes images: the models' recorded test accuracies
+#: (``"test"`` in ``weights/*.json``) were measured on it, and every evaluation, embedding and
+#: bias study of ``"builtin:shapes"`` draws from it (``HELD_OUT_SEED + seed`` for a run's seed
+#: ``seed >= 0``), so no figure is ever measured on a training image.
+HELD_OUT_SEED = 1000
+
 BUILTIN_MODELS: dict[str, str] = {
     "shapes": (
         "Small CNN that recognises 6 coloured shapes (circle, square, triangle, star, cross, "

@@ -2,8 +2,14 @@
 relies on something it should not.
 
 - :func:`evaluate` runs faithfulness, localisation and randomisation metrics for several
-  methods and layers over a dataset, and returns tidy tables and per-image curves.
-- Each metric declares its category and direction in :data:`METRICS`.
+  methods and layers over a dataset, and returns tidy tables and per-image curves
+  (:class:`EvaluationResult`); how it measures is one :class:`EvaluationSettings`.
+- :mod:`explain.evaluation.figures` draws the results: leaderboard, curves, verdicts, ground
+  truth on images (Plotly and pandas; imported on its own).
+- Each metric declares its category, direction, unit and decimals in :data:`METRICS`
+  (a :class:`~explain.metric_info.MetricInfo`, the project's one metric-description type).
+- What it runs on: any dataset of :mod:`explain.datasets` (folders, zips, file lists,
+  ``"builtin:shapes"``, annotated images) or images in memory (:func:`load_eval_data`).
 - :func:`find_bias` measures how much of the explanation falls on a given region (a marker, a
   watermark); :func:`shapes_bias_study` runs the built-in biased-model demonstration.
 - The metric functions work on their own too: :func:`deletion`, :func:`insertion`,
@@ -17,10 +23,11 @@ relies on something it should not.
   :func:`compare_with_baselines`), with its p-value and confidence interval.
 """
 
-from .annotated import AnnotatedDataset, LabelMap, load_annotated
-from .annotations import (
+from ..datasets import (
+    AnnotatedDataset,
     Annotations,
     ImageAnnotation,
+    LabelMap,
     ObjectAnnotation,
     load_mask,
     read_annotations,
@@ -29,6 +36,7 @@ from .annotations import (
     read_mask_folder,
     read_voc,
 )
+from ..metric_info import MetricInfo
 from .base import CATEGORIES, DIRECTIONS, METRICS, Metric, get_metric, metrics_table
 from .baselines import BASELINES, baseline_maps, gaussian_maps, random_maps
 from .bias import (
@@ -39,7 +47,7 @@ from .bias import (
     find_bias,
     shapes_bias_study,
 )
-from .data import EvalData, load_eval_data
+from .data import EvalData, load_annotated, load_eval_data, read_dataset
 from .faithfulness import (
     ROAD_FRACTIONS,
     ConfidenceChange,
@@ -73,7 +81,9 @@ from .randomisation import (
     ssim,
 )
 from .reporting import markdown_report, verdict_table
-from .runner import EvaluationResult, evaluate, summarise
+from .result import EvaluationResult, summarise
+from .runner import evaluate
+from .settings import EvaluationSettings
 from .statistics import PairedTest, holm, paired_test
 from .verdicts import compare_with_baselines, verdict_sentence
 
@@ -91,10 +101,12 @@ __all__ = [
     "Curves",
     "EvalData",
     "EvaluationResult",
+    "EvaluationSettings",
     "ImageAnnotation",
     "InputGeometry",
     "LabelMap",
     "Metric",
+    "MetricInfo",
     "ObjectAnnotation",
     "PairedTest",
     "SanityResult",
@@ -137,6 +149,7 @@ __all__ = [
     "read_annotations",
     "read_boxes_csv",
     "read_coco",
+    "read_dataset",
     "read_mask_folder",
     "read_voc",
     "replay_masks",

@@ -1,65 +1,36 @@
-"""What every evaluation metric declares about itself, and the registry of metrics.
+"""The registry of evaluation metrics, each described by a
+:class:`~explain.metric_info.MetricInfo`.
 
 Each metric names its category (faithfulness, localisation, randomisation), its direction
-("higher" or "lower" is better), its unit and range, and says in plain words what it measures,
-so that a table or a dashboard can show any metric without special cases (as in Quantus).
+("higher" or "lower" is better), its unit, range and decimals, and says in plain words what it
+measures, so that a table or a dashboard can show any metric without special cases (as in
+Quantus).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import pandas as pd
 
 from ..errors import ExplainError
+from ..metric_info import DIRECTIONS, MetricInfo
 
 CATEGORIES: tuple[str, ...] = ("faithfulness", "localisation", "randomisation")
-DIRECTIONS: tuple[str, ...] = ("higher", "lower")
 
+#: An evaluation metric's description (the project's one metric-description type).
+Metric = MetricInfo
 
-@dataclass(frozen=True)
-class Metric:
-    """Metadata of one metric.
-
-    Attributes:
-        name: registry key, also the ``metric`` column of result tables.
-        title: short display name.
-        category: one of :data:`CATEGORIES`.
-        direction: ``"higher"`` or ``"lower"``: which values mean a better explanation.
-        description: what the number means, in plain words.
-        unit: ``""`` for a fraction or probability, ``"%"`` for a percentage.
-        value_range: the values the metric can take.
-        group: which computation produces it (metrics of one group share model calls).
-        needs_masks: only computed where object masks (or boxes) exist.
-        has_curve: per-image curves are kept (``EvaluationResult.curves``).
-        reference: where the metric comes from.
-    """
-
-    name: str
-    title: str
-    category: str
-    direction: str
-    description: str
-    unit: str = ""
-    value_range: tuple[float, float] = (0.0, 1.0)
-    group: str = ""
-    needs_masks: bool = False
-    has_curve: bool = False
-    reference: str = ""
-
-    def __post_init__(self) -> None:
-        if self.category not in CATEGORIES:
-            raise ValueError(f"category must be one of {CATEGORIES}, got {self.category!r}")
-        if self.direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.direction == "higher"
-
-    def better(self, a: float, b: float) -> bool:
-        """Whether value ``a`` is strictly better than value ``b`` for this metric."""
-        return a > b if self.higher_is_better else a < b
+__all__ = [
+    "CATEGORIES",
+    "DIRECTIONS",
+    "METRICS",
+    "Metric",
+    "MetricInfo",
+    "get_metric",
+    "metrics_table",
+    "resolve_metrics",
+]
 
 
 _PETSIUK = "Petsiuk, Das & Saenko 2018, RISE (BMVC)"
@@ -82,6 +53,7 @@ _ALL = (
         "probability collapse early.",
         group="deletion",
         has_curve=True,
+        unit_label="0–1",
         reference=_PETSIUK,
     ),
     Metric(
@@ -94,6 +66,7 @@ _ALL = (
         "probability rise early.",
         group="insertion",
         has_curve=True,
+        unit_label="0–1",
         reference=_PETSIUK,
     ),
     Metric(
@@ -106,6 +79,7 @@ _ALL = (
         unit="%",
         value_range=(0.0, 100.0),
         group="confidence",
+        decimals=1,
         reference=_CHATTOPADHAY,
     ),
     Metric(
@@ -118,6 +92,7 @@ _ALL = (
         unit="%",
         value_range=(0.0, 100.0),
         group="confidence",
+        decimals=1,
         reference=_CHATTOPADHAY,
     ),
     Metric(
@@ -130,6 +105,7 @@ _ALL = (
         "probability over those fractions.",
         has_curve=True,
         group="road",
+        unit_label="probability",
         reference=_RONG,
     ),
     Metric(
@@ -141,6 +117,7 @@ _ALL = (
         "target probability over those fractions. A faithful map keeps the probability up.",
         has_curve=True,
         group="road",
+        unit_label="probability",
         reference=_RONG,
     ),
     Metric(
@@ -152,6 +129,7 @@ _ALL = (
         "the unimportant and the important pixels.",
         value_range=(-0.5, 0.5),
         group="road",
+        unit_label="probability gap",
         reference=_RONG,
     ),
     Metric(
@@ -163,6 +141,9 @@ _ALL = (
         "hit, 0 for a miss; tied maxima count by the share of them that hit.",
         group="localisation",
         needs_masks=True,
+        unit="fraction",
+        decimals=1,
+        unit_label="% of images",
         reference=_ZHANG,
     ),
     Metric(
@@ -173,6 +154,9 @@ _ALL = (
         "The share of the map's total mass that lies on the object.",
         group="localisation",
         needs_masks=True,
+        unit="fraction",
+        decimals=1,
+        unit_label="% of the map",
         reference=_WANG,
     ),
     Metric(
@@ -196,6 +180,9 @@ _ALL = (
         "0.5, else 0, whatever the class predicted.",
         group="localisation",
         needs_masks=True,
+        unit="fraction",
+        decimals=1,
+        unit_label="% of images",
         reference=_CHOE,
     ),
     Metric(
@@ -210,6 +197,8 @@ _ALL = (
         value_range=(0.0, 100.0),
         group="localisation",
         needs_masks=True,
+        decimals=1,
+        unit_label="% of images",
         reference=_SELVARAJU,
     ),
     Metric(
@@ -223,6 +212,8 @@ _ALL = (
         value_range=(-1.0, 1.0),
         group="randomisation",
         has_curve=True,
+        decimals=2,
+        unit_label="correlation",
         reference=_ADEBAYO,
     ),
     Metric(
@@ -234,6 +225,8 @@ _ALL = (
         value_range=(-1.0, 1.0),
         group="randomisation",
         has_curve=True,
+        decimals=2,
+        unit_label="correlation",
         reference=_ADEBAYO,
     ),
     Metric(
@@ -246,12 +239,17 @@ _ALL = (
         value_range=(-1.0, 1.0),
         group="randomisation",
         has_curve=True,
+        decimals=2,
+        unit_label="similarity",
         reference=_ADEBAYO,
     ),
 )
 
 #: Every metric, by name, in display order.
-METRICS: dict[str, Metric] = {m.name: m for m in _ALL}
+METRICS: dict[str, MetricInfo] = {m.name: m for m in _ALL}
+for _m in _ALL:  # the registry's own rule, beyond what MetricInfo checks
+    if _m.category not in CATEGORIES:
+        raise ValueError(f"{_m.name}: category must be one of {CATEGORIES}, got {_m.category!r}")
 
 
 def get_metric(name: str) -> Metric:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..builtin import HELD_OUT_SEED
 from ..cams import compute_cams
 from ..errors import ExplainError
 from ..models import ModelHandle
@@ -279,7 +280,7 @@ class BiasStudy:
 def shapes_bias_study(
     models: Sequence[str | ModelHandle] = ("builtin:shapes-biased", "builtin:shapes"),
     n: int = 60,
-    seed: int = 1000,
+    seed: int = HELD_OUT_SEED,
     markers: Sequence[str] = ("class", "none"),
     method: str = "gradcam",
     layer: str | None = None,
@@ -293,7 +294,8 @@ def shapes_bias_study(
     Args:
         models: specs or handles of shapes models.
         n: images per condition.
-        seed: data seed (1000 is the held-out split the built-ins were measured on).
+        seed: data seed (default :data:`~explain.builtin.HELD_OUT_SEED`, the held-out split
+            the built-ins were measured on).
         markers: marker modes of :func:`explain.builtin.shapes.make_dataset`.
         method, layer: the maps.
 

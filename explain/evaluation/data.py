@@ -1,13 +1,13 @@
 """What an evaluation runs on: images as the model sees them, their labels and, where they
-exist, object masks in the same geometry.
+exist, object masks and boxes in the same geometry.
 
-Accepted datasets: ``"builtin:shapes"`` (``"builtin:shapes:<marker>"``; masks included), a
-:class:`~explain.builtin.shapes.ShapesData`, a folder (one sub-folder of images per class, or
-a flat folder; no masks), a list of image paths or PIL images, ``(N, H, W, 3)`` uint8 arrays,
-an ``(N, 3, H, W)`` model-input tensor, an ``(images, labels[, masks])`` tuple, any object
-shaped like ``embeddings.ImageDataset`` (``items``, ``label_names``, ``source(i)``), or images
-with ground truth (:class:`~explain.evaluation.annotated.AnnotatedDataset`, or a folder with
-``annotations=``: a boxes CSV, Pascal VOC XML, COCO JSON or PNG masks).
+Accepted datasets: anything :func:`explain.datasets.load_dataset` takes (``"builtin:shapes"``
+or ``"builtin:shapes:<marker>"`` with masks, a folder with one sub-folder of images per class
+or a flat one, a zip archive, an :class:`~explain.datasets.ImageDataset`, and any of these with
+ground truth: an :class:`~explain.datasets.AnnotatedDataset`, or ``annotations=`` a boxes CSV,
+Pascal VOC XML, COCO JSON or PNG masks), and images already in memory: a list of image paths or
+PIL images, ``(N, H, W, 3)`` uint8 arrays, an ``(N, 3, H, W)`` model-input tensor, an
+``(images, labels[, masks])`` tuple or a :class:`~explain.builtin.shapes.ShapesData`.
 """
 
 from __future__ import annotations
@@ -15,24 +15,23 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..builtin import HELD_OUT_SEED
+from ..datasets import ImageDataset, LabelMap, is_builtin_spec, load_dataset, stratified_indices
 from ..errors import ExplainError, ImageLoadError
 from ..images import load_image
 from ..models import ModelHandle
+from .ground_truth import GroundTruth, TruthItem
 
-#: Held-out split of the built-in shapes data (the built-in models were trained on seed 0).
-SHAPES_TEST_SEED = 1000
-#: Images generated for ``"builtin:shapes"`` when no ``max_images`` is given.
+#: Held-out split of the built-in shapes data (kept name; see ``explain.builtin.HELD_OUT_SEED``).
+SHAPES_TEST_SEED = HELD_OUT_SEED
+#: Images generated for ``"builtin:shapes"`` in an evaluation when no ``max_images`` is given
+#: (fewer than for embeddings: every image costs many model calls here).
 DEFAULT_SHAPES = 100
-
-_IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
-)
 
 
 @dataclass
@@ -87,28 +86,14 @@ class EvalData:
         return [component_boxes(m) for m in self.masks]
 
 
-def _subsample(n: int, max_images: int | None, seed: int) -> np.ndarray:
-    """Sorted indices of ``max_images`` of ``n`` items drawn without replacement (seeded)."""
-    if max_images is None or max_images >= n:
-        return np.arange(n)
-    if max_images < 1:
+def _subsample(labels: np.ndarray, max_images: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of at most ``max_images`` items, stratified by label (seeded), as
+    :meth:`~explain.datasets.ImageDataset.subsample` picks them."""
+    if max_images is not None and max_images < 1:
         raise ExplainError(f"max_images must be at least 1, got {max_images}.")
-    return np.sort(np.random.default_rng(seed).choice(n, size=max_images, replace=False))
-
-
-def _label_map(names: Sequence[str], handle: ModelHandle) -> tuple[dict[str, int], list[str]]:
-    """Dataset class names -> model class indices (case-insensitive), and notes."""
-    lowered = {label.lower(): i for i, label in enumerate(handle.labels)}
-    mapping = {name: lowered[name.lower()] for name in names if name.lower() in lowered}
-    notes = []
-    missing = [name for name in names if name not in mapping]
-    if missing:
-        shown = ", ".join(repr(m) for m in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        notes.append(
-            f"{len(missing)} dataset class(es) are not class names of {handle.name} ({shown}): "
-            "their images have no known label."
-        )
-    return mapping, notes
+    if max_images is None or max_images >= len(labels):
+        return np.arange(len(labels))
+    return stratified_indices(labels, max_images, seed)
 
 
 def _mask_geometry(handle: ModelHandle, masks: np.ndarray) -> np.ndarray:
@@ -123,77 +108,189 @@ def _mask_geometry(handle: ModelHandle, masks: np.ndarray) -> np.ndarray:
     return replay_masks(handle.preprocessor, masks)
 
 
-def _preprocess_each(
-    handle: ModelHandle, sources: Sequence[Any], names: Sequence[str]
-) -> tuple[torch.Tensor | None, list[int], list[tuple[str, str]]]:
-    """Preprocess images one by one; unreadable ones are skipped, never fatal."""
-    kept, tensors, skipped = [], [], []
-    for i, (source, name) in enumerate(zip(sources, names, strict=True)):
+def _class_notes(handle: ModelHandle, names: Sequence[str], found: np.ndarray) -> list[str]:
+    missing = [name for name, index in zip(names, found, strict=True) if index < 0]
+    if not missing:
+        return []
+    shown = ", ".join(repr(m) for m in missing[:5]) + (" ..." if len(missing) > 5 else "")
+    return [
+        f"{len(missing)} dataset class(es) are not class names of {handle.name} ({shown}): "
+        "their images have no known label."
+    ]
+
+
+def read_dataset(
+    handle: ModelHandle, dataset: ImageDataset, max_images: int | None = None, seed: int = 0
+) -> EvalData:
+    """Read a dataset for ``handle``: every image through the model's preprocessing, its
+    folder class mapped to the model's classes, its ground truth (if the dataset has any)
+    through the same resize and crop.
+
+    In a dataset with ground truth, images without it are left out (with a note); unreadable
+    images and objects the crop cuts away are left out and counted in ``skipped`` / ``notes``;
+    nothing is fatal unless no image is left.
+
+    Args:
+        handle: the model.
+        dataset: the images (see :mod:`explain.datasets`).
+        max_images: keep at most this many images, stratified by class (seeded).
+        seed: seeds the subset.
+
+    Raises:
+        ExplainError: no image is left.
+    """
+    notes = list(dataset.notes)
+    indices = np.arange(len(dataset))
+    truth = dataset.has_truth
+    if truth:
+        indices = np.array([i for i, item in enumerate(dataset.items) if item.truth is not None])
+        if len(indices) < len(dataset):
+            notes.append(
+                f"{len(dataset) - len(indices)} image(s) have no annotation and are left out."
+            )
+    indices = indices[_subsample(dataset.labels[indices], max_images, seed)]
+    labels = LabelMap(handle)
+    folder = labels.classes(dataset.label_names)
+    notes.extend(_class_notes(handle, dataset.label_names, folder))
+    builder = GroundTruth(handle, labels) if truth else None
+    skipped = list(dataset.skipped)
+    tensors: list[torch.Tensor] = []
+    plain: list[tuple[int, str]] = []  # (label, name) of images without ground truth
+    items: list[TruthItem] = []
+    for i in indices:
+        item = dataset.items[int(i)]
         try:
-            tensors.append(handle.preprocess([load_image(source).image]))
-            kept.append(i)
+            loaded = dataset.load(int(i))
         except ImageLoadError as exc:
-            skipped.append((name, str(exc)))
-    return (torch.cat(tensors) if tensors else None), kept, skipped
-
-
-def _list_folder(root: Path) -> tuple[list[Path], list[str], list[str], list[tuple[str, str]]]:
-    """Image files under ``root``: (paths, class name per path or "", class names, skipped)."""
-    skipped: list[tuple[str, str]] = []
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    paths, classes = [], []
-    folders = subdirs if subdirs else [root]
-    for folder in folders:
-        for path in sorted(folder.rglob("*")):
-            rel = path.relative_to(root)
-            if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            skipped.append((item.name, str(exc)))
+            continue
+        label = int(folder[item.label]) if item.label >= 0 else -1
+        if builder is None:
+            plain.append((label, item.name))
+        else:
+            new, reason = builder.items(
+                len(tensors), item.truth, loaded.image, loaded.original_size, item.name, label
+            )
+            if not new:
+                skipped.append((item.name, reason or "no object"))
                 continue
-            if path.suffix.lower() not in _IMAGE_EXTENSIONS:
-                skipped.append((str(rel), "not an image file"))
-                continue
-            paths.append(path)
-            classes.append(folder.name if subdirs else "")
-    if subdirs:
-        for path in sorted(root.iterdir()):
-            if path.is_file() and not path.name.startswith("."):
-                skipped.append((path.name, "outside the class sub-folders"))
-    return paths, classes, [d.name for d in subdirs], skipped
+            items.extend(new)
+        tensors.append(handle.preprocess([loaded.image]))
+    if not tensors:
+        raise ExplainError(
+            f"No usable image in {dataset.description}.",
+            hint="; ".join(f"{n}: {r}" for n, r in skipped[:3])
+            or "give a folder with one sub-folder of images per class.",
+        )
+    description = dataset.description
+    if len(indices) < len(dataset):
+        description = f"{len(indices)} of {len(dataset)} images from {description}"
+    x = torch.cat(tensors)
+    if builder is None:
+        labels_, names = zip(*plain, strict=True)
+        return EvalData(
+            x, np.array(labels_, dtype=np.int64), None, list(names), description, skipped, notes
+        )
+    notes.extend(labels.notes())
+    if builder.rescaled:
+        notes.append(
+            f"{builder.rescaled} image(s) differ in size from their annotation: boxes scaled "
+            "with the image."
+        )
+    if builder.cropped_boxes:
+        notes.append(
+            f"{builder.cropped_boxes} box(es) lie wholly outside the model's crop and were dropped."
+        )
+    if len(items) != len(tensors):
+        description += f", {len(items)} image-class items"
+        notes.append(
+            f"{len(items) - len(tensors)} image(s) hold objects of several classes: each class "
+            "is scored as its own item."
+        )
+        x = x[torch.as_tensor([it.row for it in items])]
+    return EvalData(
+        x,
+        np.array([it.label for it in items], dtype=np.int64),
+        np.stack([it.mask for it in items]),
+        [it.name for it in items],
+        description,
+        skipped,
+        notes,
+        boxes=[it.boxes for it in items],
+    )
 
 
-def _from_sources(
+def _in_memory(dataset: Any, annotations: Any) -> bool:
+    """Images given as pixels or a list (not a dataset that :func:`load_dataset` reads); a
+    list of image files with annotations is a dataset."""
+    from ..builtin.shapes import ShapesData
+
+    if isinstance(dataset, torch.Tensor | np.ndarray | tuple | ShapesData):
+        return True
+    if not isinstance(dataset, Sequence) or isinstance(dataset, str | bytes | ImageDataset):
+        return False
+    files = all(isinstance(p, str | os.PathLike) for p in dataset)
+    return not (files and annotations is not None)
+
+
+def _from_memory(
     handle: ModelHandle,
-    sources: Sequence[Any],
-    names: Sequence[str],
-    classes: Sequence[str],
-    class_names: Sequence[str],
-    description: str,
-    skipped: list[tuple[str, str]],
+    dataset: Any,
+    labels: Sequence[int] | np.ndarray | None,
+    masks: np.ndarray | None,
     max_images: int | None,
     seed: int,
 ) -> EvalData:
-    total = len(sources)
-    keep = _subsample(total, max_images, seed)
-    sources = [sources[i] for i in keep]
-    names = [names[i] for i in keep]
-    classes = [classes[i] for i in keep]
-    mapping, notes = _label_map(class_names, handle) if class_names else ({}, [])
-    x, kept, bad = _preprocess_each(handle, sources, names)
-    if x is None:
-        raise ExplainError(
-            f"No readable image in {description}.",
-            hint="give a folder with one sub-folder of images per class.",
-        )
-    labels = np.array([mapping.get(classes[i], -1) for i in kept], dtype=np.int64)
-    if len(kept) < total:
-        description = f"{len(kept)} of {description}"
+    """Arrays, tensors and lists: labels (model class indices) and masks come as arguments."""
+    from ..builtin.shapes import CLASSES, ShapesData
+
+    names_all: list[str] | None = None
+    if isinstance(dataset, ShapesData):
+        found = LabelMap(handle).classes(CLASSES)
+        labels, masks = found[dataset.labels], dataset.masks
+        names_all = [f"shapes-{i:05d}-{CLASSES[int(v)]}" for i, v in enumerate(dataset.labels)]
+        dataset = list(dataset.images)
+    elif isinstance(dataset, tuple):
+        if len(dataset) not in (2, 3):
+            raise ExplainError(f"Expected (images, labels[, masks]), got {len(dataset)} items.")
+        labels = dataset[1]
+        masks = dataset[2] if len(dataset) == 3 else masks
+        dataset = dataset[0]
+    n = len(dataset)
+    if labels is not None and len(labels) != n:
+        raise ExplainError(f"{len(labels)} labels were given for {n} images.")
+    if masks is not None and len(masks) != n:
+        raise ExplainError(f"{len(masks)} masks were given for {n} images.")
+    given = np.full(n, -1, dtype=np.int64) if labels is None else np.asarray(labels)
+    keep = _subsample(given, max_images, seed)
+    skipped: list[tuple[str, str]] = []
+    if isinstance(dataset, torch.Tensor):
+        if dataset.ndim != 4 or dataset.shape[1] != 3:
+            raise ExplainError(f"Expected an (N, 3, H, W) tensor, got {tuple(dataset.shape)}.")
+        x = dataset[torch.as_tensor(keep)].float()
+    else:
+        items = list(dataset)
+        if names_all is None:
+            names_all = [
+                str(s) if isinstance(s, str | os.PathLike) else f"image {i}"
+                for i, s in enumerate(items)
+            ]
+        tensors, kept = [], []
+        for k, i in enumerate(keep):
+            try:
+                tensors.append(handle.preprocess([load_image(items[i]).image]))
+                kept.append(k)
+            except ImageLoadError as exc:
+                skipped.append((names_all[i], str(exc)))
+        if not tensors:
+            raise ExplainError("None of the images could be read.")
+        x = torch.cat(tensors)
+        keep = keep[kept]
+    names = [names_all[i] for i in keep] if names_all else [f"image {i}" for i in keep]
+    lab = np.array([handle.class_index(int(v)) if v >= 0 else -1 for v in given[keep]])
+    out_masks = None if masks is None else _mask_geometry(handle, np.asarray(masks)[keep])
     return EvalData(
-        x,
-        labels,
-        None,
-        [names[i] for i in kept],
-        description,
-        skipped + bad,
-        notes,
+        x, lab.astype(np.int64), out_masks, names, f"{len(keep)} images", skipped=skipped
     )
 
 
@@ -212,139 +309,49 @@ def load_eval_data(
     Args:
         handle: the model (its preprocessing and class names).
         dataset: what to evaluate on.
-        labels: ``(N,)`` class indices for arrays, tensors or file lists.
-        masks: ``(N, H, W)`` bool object masks for arrays, tensors or file lists (model-input
-            geometry, or the images' own size when the preprocessing can be replayed).
-        annotations: ground truth for a folder or list of image files (see
-            :class:`~explain.evaluation.annotated.AnnotatedDataset`).
-        max_images: keep at most this many images (a seeded random subset, in order).
-        seed: seeds the subset.
+        labels: ``(N,)`` class indices for arrays, tensors or lists of images.
+        masks: ``(N, H, W)`` bool object masks for arrays, tensors or lists of images
+            (model-input geometry, or the images' own size when the preprocessing can be
+            replayed).
+        annotations: ground truth for a folder, zip or list of image files (see
+            :class:`~explain.datasets.AnnotatedDataset`).
+        max_images: keep at most this many images (a seeded subset stratified by class; for
+            ``"builtin:shapes"``, generate this many, default :data:`DEFAULT_SHAPES`).
+        seed: seeds the subset (and the built-in generator: ``HELD_OUT_SEED + seed``).
 
     Raises:
         ExplainError: the dataset cannot be read or holds no image.
     """
-    from ..builtin.shapes import CLASSES, ShapesData, make_dataset
-    from .annotated import AnnotatedDataset, load_annotated
-
-    if annotations is not None:
-        if isinstance(dataset, AnnotatedDataset):
-            raise ExplainError("The dataset already carries annotations; give them once.")
-        dataset = AnnotatedDataset(dataset, annotations)
-    if isinstance(dataset, AnnotatedDataset):
-        return load_annotated(handle, dataset, max_images=max_images, seed=seed)
-
-    if isinstance(dataset, str) and dataset.startswith("builtin:") and not Path(dataset).exists():
-        _, _, rest = dataset.partition(":")
-        name, _, marker = rest.partition(":")
-        if name != "shapes":
+    if _in_memory(dataset, annotations):
+        if annotations is not None:
             raise ExplainError(
-                f"There is no built-in dataset {dataset!r}.",
-                hint="use 'builtin:shapes' or 'builtin:shapes:class' (with the corner marker).",
+                "annotations= describe image files; these images are already in memory.",
+                hint="give their masks with masks= (and their classes with labels=).",
             )
-        n = max_images or DEFAULT_SHAPES
-        try:
-            shapes = make_dataset(n, seed=SHAPES_TEST_SEED, size=64, marker=marker or "none")
-        except ValueError as exc:
-            raise ExplainError(f"Cannot generate {dataset!r}: {exc}") from exc
-        data = load_eval_data(handle, shapes)
-        data.description = (
-            f"built-in shapes, {n} held-out images (seed {SHAPES_TEST_SEED}, marker "
-            f"{marker or 'none'})"
-        )
-        return data
-    if isinstance(dataset, ShapesData):
-        keep = _subsample(len(dataset), max_images, seed)
-        x = handle.preprocess(list(dataset.images[keep]))
-        mapping, notes = _label_map(CLASSES, handle)
-        lab = np.array([mapping.get(CLASSES[int(v)], -1) for v in dataset.labels[keep]])
-        return EvalData(
-            x,
-            lab.astype(np.int64),
-            _mask_geometry(handle, dataset.masks[keep]),
-            [f"shapes-{int(i):05d}-{CLASSES[int(dataset.labels[i])]}" for i in keep],
-            f"built-in shapes ({len(keep)} images)",
-            notes=notes,
-        )
-    if isinstance(dataset, tuple) and len(dataset) in (2, 3):
-        images, labels = dataset[0], dataset[1]
-        masks = dataset[2] if len(dataset) == 3 else masks
-        return load_eval_data(
-            handle, images, labels=labels, masks=masks, max_images=max_images, seed=seed
-        )
-    if hasattr(dataset, "items") and hasattr(dataset, "source") and hasattr(dataset, "label_names"):
-        items = list(dataset.items)
-        class_names = list(dataset.label_names)
-        return _from_sources(
-            handle,
-            [dataset.source(i) for i in range(len(items))],
-            [item.name for item in items],
-            [class_names[item.label] if item.label >= 0 else "" for item in items],
-            class_names,
-            getattr(dataset, "description", f"{len(items)} images"),
-            list(getattr(dataset, "skipped", [])),
-            max_images,
-            seed,
-        )
-    if isinstance(dataset, str | os.PathLike) and Path(dataset).expanduser().is_dir():
-        root = Path(dataset).expanduser()
-        paths, classes, class_names, skipped = _list_folder(root)
-        if not paths:
-            raise ExplainError(
-                f"No images in {root}.",
-                hint="give a folder with one sub-folder of images per class (or a flat folder).",
-            )
-        return _from_sources(
-            handle,
-            paths,
-            [str(p.relative_to(root)) for p in paths],
-            classes,
-            class_names,
-            f"{len(paths)} images in {root}",
-            skipped,
-            max_images,
-            seed,
-        )
-    if isinstance(dataset, str | os.PathLike):
+        return _from_memory(handle, dataset, labels, masks, max_images, seed)
+    if labels is not None or masks is not None:
         raise ExplainError(
-            f"Dataset not found: {dataset}",
-            hint="give a folder of class sub-folders, 'builtin:shapes', or arrays.",
+            "labels= and masks= go with images in memory (arrays, a tensor, a list).",
+            hint="a dataset's classes come from its class folders and its masks from "
+            "annotations= (a boxes CSV, VOC, COCO or a folder of PNG masks).",
         )
-    # Arrays, tensors and lists: labels and masks come from the keyword arguments.
-    if isinstance(dataset, torch.Tensor):
-        if dataset.ndim != 4 or dataset.shape[1] != 3:
-            raise ExplainError(f"Expected an (N, 3, H, W) tensor, got {tuple(dataset.shape)}.")
-        n = len(dataset)
-        keep = _subsample(n, max_images, seed)
-        x = dataset[torch.as_tensor(keep)].float()
-        names = [f"image {i}" for i in keep]
-        skipped: list[tuple[str, str]] = []
-    else:
-        items = list(dataset)
-        n = len(items)
-        keep = _subsample(n, max_images, seed)
-        names_all = [
-            str(s) if isinstance(s, str | os.PathLike) else f"image {i}"
-            for i, s in enumerate(items)
-        ]
-        x, kept, skipped = _preprocess_each(
-            handle, [items[i] for i in keep], [names_all[i] for i in keep]
+    count = (max_images or DEFAULT_SHAPES) if is_builtin_spec(dataset) else None
+    data = load_dataset(dataset, count, seed, annotations=annotations)
+    return read_dataset(handle, data, max_images=max_images, seed=seed)
+
+
+def load_annotated(
+    handle: ModelHandle, dataset: ImageDataset, max_images: int | None = None, seed: int = 0
+) -> EvalData:
+    """Read a dataset with ground truth (an :class:`~explain.datasets.AnnotatedDataset`) for
+    ``handle``: labels, masks and boxes in the model-input geometry (see :func:`read_dataset`).
+
+    Raises:
+        ExplainError: the dataset carries no ground truth, or no annotated image is usable.
+    """
+    if not dataset.has_truth:
+        raise ExplainError(
+            f"{dataset.description} carries no ground truth.",
+            hint="give AnnotatedDataset(images, annotations).",
         )
-        if x is None:
-            raise ExplainError("None of the images could be read.")
-        keep = keep[kept]
-        names = [names_all[i] for i in keep]
-    lab = np.full(len(keep), -1, dtype=np.int64)
-    if labels is not None:
-        labels = np.asarray(labels)
-        if len(labels) != n:
-            raise ExplainError(f"{len(labels)} labels were given for {n} images.")
-        lab = np.array([handle.class_index(int(v)) if v >= 0 else -1 for v in labels[keep]])
-    out_masks = None
-    if masks is not None:
-        masks = np.asarray(masks)
-        if len(masks) != n:
-            raise ExplainError(f"{len(masks)} masks were given for {n} images.")
-        out_masks = _mask_geometry(handle, masks[keep])
-    return EvalData(
-        x, lab.astype(np.int64), out_masks, names, f"{len(keep)} images", skipped=skipped
-    )
+    return read_dataset(handle, dataset, max_images=max_images, seed=seed)

@@ -9,24 +9,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..cams import METHOD_INFO
 from .base import METRICS
 
 if TYPE_CHECKING:
-    from .runner import EvaluationResult
+    from .result import EvaluationResult
 
-_BASELINE_TITLES = {"gaussian": "centre (Gaussian)", "random": "random"}
-
-
-def _num(value: float, unit: str) -> str:
-    if value is None or not np.isfinite(value):
-        return "-"
-    return f"{value:.1f}" if unit == "%" else f"{value:.3f}"
+#: Readable names of the baseline maps.
+BASELINE_TITLES = {"random": "Random map (baseline)", "gaussian": "Centred blob (baseline)"}
+_BASELINE_SHORT = {"gaussian": "centre (Gaussian)", "random": "random"}
 
 
-def _signed(value: float, unit: str) -> str:
-    if value is None or not np.isfinite(value):
-        return "-"
-    return f"{value:+.1f}" if unit == "%" else f"{value:+.3f}"
+def method_title(method: str, layer: str = "") -> str:
+    """``"Grad-CAM at layer3"``; a baseline (no layer) is ``"Random map (baseline)"``."""
+    if not layer:
+        return BASELINE_TITLES.get(method, f"{method} (baseline)")
+    title = METHOD_INFO[method].title if method in METHOD_INFO else method
+    return f"{title} at {layer}"
 
 
 def _p(value: float) -> str:
@@ -38,24 +37,24 @@ def _p(value: float) -> str:
 def verdict_table(result: EvaluationResult, subset: str = "all") -> pd.DataFrame:
     """One row per method x layer x metric of ``subset``: the mean and, per baseline, the
     baseline's mean, the difference with its interval, the adjusted p-value and the verdict
-    (formatted strings, for reports)."""
+    (formatted strings in each metric's display unit, for reports)."""
     v = result.verdicts[result.verdicts["subset"] == subset]
     rows = []
     for (method, layer, metric), part in v.groupby(["method", "layer", "metric"], sort=False):
         meta = METRICS[metric]
-        unit = meta.unit
         first = part.iloc[0]
         row = {
-            "method": method + (f" @ {layer}" if layer else ""),
-            "metric": f"{meta.title} ({'↑' if meta.higher_is_better else '↓'})",
+            "method": method_title(method, layer),
+            "metric": meta.column_title,
             "n": int(first["n"]),
-            "mean": _num(first["mean"], unit),
+            "mean": meta.format(first["mean"]),
         }
         for b in part.itertuples():
-            title = _BASELINE_TITLES.get(b.baseline, b.baseline)
-            ci = f"[{_signed(b.ci_low, unit)}, {_signed(b.ci_high, unit)}]"
-            row[title] = _num(b.baseline_mean, unit)
-            row[f"diff vs {title} [CI]"] = f"{_signed(b.diff, unit)} {ci}"
+            title = _BASELINE_SHORT.get(b.baseline, b.baseline)
+            low = meta.format(b.ci_low, signed=True, unit=False)
+            high = meta.format(b.ci_high, signed=True, unit=False)
+            row[title] = meta.format(b.baseline_mean)
+            row[f"diff vs {title} [CI]"] = f"{meta.format(b.diff, signed=True)} [{low}, {high}]"
             row[f"p vs {title}"] = _p(b.p_adjusted)
             row[f"vs {title}"] = b.verdict
         rows.append(row)

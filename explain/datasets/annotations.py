@@ -2,9 +2,10 @@
 masks as PNG files; several objects per image; classes as indices, names or WordNet ids.
 
 Every reader returns :class:`Annotations`: per image, the file it belongs to and its objects
-(a box in the image's own pixels, a class, a COCO segmentation) or a mask file. Nothing here
-knows the model; :mod:`explain.evaluation.annotated` maps classes to the model's labels and
-boxes and masks to the model's input.
+(a box in the image's own pixels, a class, a COCO segmentation) or a mask. Nothing here
+knows the model: :class:`~explain.datasets.annotated.AnnotatedDataset` attaches the entries to
+the images of a dataset, and :mod:`explain.evaluation.ground_truth` maps their classes to a
+model's labels and their boxes and masks to its input.
 
 Box conventions (all converted to pixel edges, ``x1`` and ``y1`` exclusive, floats allowed):
 
@@ -66,12 +67,27 @@ class ImageAnnotation:
         objects: its objects.
         size: ``(W, H)`` of the image the annotation was made on, when the file says.
         mask_file: a PNG mask of the whole image (mask folders).
+        mask: ``(H, W)`` bool mask of the whole image, in memory (generated data).
     """
 
     file: str
     objects: list[ObjectAnnotation] = field(default_factory=list)
     size: tuple[int, int] | None = None
     mask_file: Path | None = None
+    mask: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def has_mask(self) -> bool:
+        """Whether the truth is a whole-image mask (a file or an array) rather than objects."""
+        return self.mask_file is not None or self.mask is not None
+
+    def read_mask(self) -> np.ndarray:
+        """The whole-image mask ``(H, W)`` bool (read from its file when it has one)."""
+        if self.mask is not None:
+            return np.asarray(self.mask, dtype=bool)
+        if self.mask_file is None:
+            raise ExplainError(f"{self.file} has no mask.")
+        return load_mask(self.mask_file)
 
 
 @dataclass
