@@ -23,8 +23,7 @@ section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
 [data-testid="stMainBlockContainer"] { padding: 1rem 2.5rem 0.5rem 2.5rem !important;
   max-width: 100% !important; }
 .st-key-present_slide h1 { padding: 0 0 0.25rem 0; font-size: 2.2rem; }
-.st-key-present_picture img { width: 100% !important; height: auto; max-height: 76vh;
-  object-fit: contain; }
+.st-key-present_picture img { max-height: 76vh; object-fit: contain; }
 .st-key-present_original img { max-height: 24vh; object-fit: contain; }
 </style>
 """

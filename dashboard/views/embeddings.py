@@ -45,7 +45,9 @@ ctx = page(
 )
 handle, model_key = ctx.handle, ctx.model_key
 
-with st.form("embeddings_form"):
+previous: Run | None = st.session_state.get("gce.emb_run")
+settings = st.expander("Dataset, layers and projection", expanded=previous is None)
+with settings, st.form("embeddings_form"):
     cols = st.columns([1.2, 1.2, 1])
     with cols[0]:
         source = st.radio(

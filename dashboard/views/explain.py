@@ -81,11 +81,11 @@ for note in result.notes:
     st.caption(note)
 
 with st.container(horizontal=True, gap="large"):  # side by side when wide, else stacked
-    with st.container(width=520):
+    with st.container(width=480):
         st.plotly_chart(
             prediction_chart(handle, probs, explained=target), width="stretch", key="explain_chart"
         )
-    side = st.container(width=380)
+    side = st.container(width=360)
 with side:
     overlay_controls(PAGE)
     summary = {
