@@ -42,9 +42,6 @@ class Deck:
         """The slide of picture ``index``: the top class's map (the maps of the Explain
         page's five classes are reused)."""
         handle, picture, layer = self.handle, self.pictures[index], self.layer
-        probs = results.predict(self.model_key, handle, picture.key, picture.pixels)
-        order = probs.argsort()[::-1]
-        top, second = int(order[0]), int(order[1]) if len(order) > 1 else None
         result = results.cams(
             self.model_key,
             handle,
@@ -55,6 +52,9 @@ class Deck:
             TopK(min(5, handle.num_classes)),
             progress=progress,
         )
+        probs = results.remember_probs(self.model_key, picture.key, result.probs[0])
+        order = [int(t) for t in result.targets[0]]
+        top, second = order[0], order[1] if len(order) > 1 else None
         heat = result.maps[layer][0, 0]
         view = results.model_view(self.model_key, handle, picture.key, picture.pixels)
         sentence = describe(

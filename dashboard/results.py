@@ -115,6 +115,12 @@ def predict(model_key: str, handle: ModelHandle, image_key: str, pixels: np.ndar
     return store().get(("predict", model_key, image_key), lambda: handle.predict([pixels])[0])
 
 
+def remember_probs(model_key: str, image_key: str, probs: np.ndarray) -> np.ndarray:
+    """Store probabilities that came with a map (they need no pass of their own); return the
+    stored ones."""
+    return store().get(("predict", model_key, image_key), lambda: np.asarray(probs))
+
+
 def model_view(
     model_key: str, handle: ModelHandle, image_key: str, pixels: np.ndarray
 ) -> np.ndarray:

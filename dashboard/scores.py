@@ -15,8 +15,8 @@ BASELINE_NAMES = {"random": "Random map (baseline)", "gaussian": "Centred blob (
 #: How each metric's numbers are shown: (factor, unit written after the name, decimals).
 #: Shares and hit rates read best as percentages; areas under probability curves as 0-1.
 DISPLAY = {
-    "deletion": (1.0, "AUC 0–1", 3),
-    "insertion": (1.0, "AUC 0–1", 3),
+    "deletion": (1.0, "0–1", 3),
+    "insertion": (1.0, "0–1", 3),
     "road_morf": (1.0, "probability", 3),
     "road_lerf": (1.0, "probability", 3),
     "road_combined": (1.0, "probability gap", 3),

@@ -209,7 +209,7 @@ def image_picker() -> list[Picture]:
     pictures = state.pictures()
     shown = state.current_picture()
     side.caption(f"{len(pictures)} image(s) · showing **{shown.name}**")
-    side.image([p.pixels for p in pictures[:THUMBNAILS]], width=44)
+    side.image([p.thumb for p in pictures[:THUMBNAILS]], width=44)
     return pictures
 
 

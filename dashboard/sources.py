@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from PIL import Image as PILImage
 
 from explain import DEFAULT, ExplainError, ModelHandle, load_image, load_model
 
@@ -32,6 +33,7 @@ DEFAULT_SAMPLE_SET = "shapes"
 #: Model sources a link (query parameter) may name; never a Python import path or a file.
 URL_SOURCES = ("builtin", "torchvision", "hf")
 UPLOADS = Path(tempfile.gettempdir()) / "gradcam-explorer-uploads"
+THUMB = 96
 
 
 def default_model_spec() -> str:
@@ -143,7 +145,7 @@ def get_model(choice: ModelChoice) -> ModelHandle:
 
 
 # -- images ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Picture:
     """An image chosen in the sidebar.
 
@@ -153,6 +155,7 @@ class Picture:
         source: ``"sample"`` or ``"upload"``.
         label: the true class, when known.
         key: identity of the pixels (for caches and widget keys).
+        thumb: a small copy (at most ``THUMB`` pixels a side) for the sidebar.
     """
 
     name: str
@@ -160,6 +163,7 @@ class Picture:
     source: str
     label: str | None = None
     key: str = ""
+    thumb: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(
@@ -167,7 +171,9 @@ class Picture:
     ) -> Picture:
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         digest = hashlib.sha1(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
-        return cls(name, pixels, source, label, digest)
+        small = PILImage.fromarray(pixels)
+        small.thumbnail((THUMB, THUMB))  # drawn on every run: never send the full photo
+        return cls(name, pixels, source, label, digest, np.asarray(small))
 
 
 @dataclass(frozen=True)

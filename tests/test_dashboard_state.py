@@ -94,7 +94,7 @@ def test_leaderboard_units_names_and_best_values():
     assert board.loc["Random map (baseline)", "average_drop"] == pytest.approx(40.0)
     assert scores.column("average_drop") == "Average Drop (%) ↓"
     assert scores.column("pointing_game") == "Pointing game (% of images) ↑"
-    assert scores.column("deletion") == "Deletion AUC (AUC 0–1) ↓"
+    assert scores.column("deletion") == "Deletion AUC (0–1) ↓"
     # Lower is better for Average Drop, higher for the pointing game.
     assert scores.best_rows(board) == {
         "average_drop": ["Grad-CAM at layer3"],

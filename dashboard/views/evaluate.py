@@ -199,10 +199,11 @@ with leaderboard_tab:
         )
         st.download_button(
             "Download all scores (CSV)",
-            result.table.to_csv(index=False),
+            lambda: result.table.to_csv(index=False),  # made when clicked
             file_name="evaluation.csv",
             mime="text/csv",
             key="eval_csv",
+            on_click="ignore",
         )
         curves = [
             m

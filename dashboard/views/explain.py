@@ -44,24 +44,43 @@ with st.container(horizontal=True, key="explain_controls", gap="medium"):
         method = method_select(PAGE)
     with st.container(width=300):
         layer = layer_select(handle, PAGE)
-probs = results.predict(model_key, handle, picture.key, picture.pixels)
-with st.container(key="explain_classes"):
-    target = class_select(handle, probs, PAGE)
-
-top5 = [int(i) for i in probs.argsort()[::-1][:5]]
 report, clear_progress = method_progress(st, method)
-# The five best classes share one pass: switching among them never runs the model again.
-wanted = TopK(len(top5)) if target in top5 else target
 try:
+    # The five most probable classes share one pass, which also gives the probabilities:
+    # switching among them never runs the model again.
     result = results.cams(
-        model_key, handle, picture.key, picture.pixels, method, (layer,), wanted, progress=report
+        model_key,
+        handle,
+        picture.key,
+        picture.pixels,
+        method,
+        (layer,),
+        TopK(min(5, handle.num_classes)),
+        progress=report,
     )
+    probs = results.remember_probs(model_key, picture.key, result.probs[0])
+    top5 = [int(t) for t in result.targets[0]]
+    with st.container(key="explain_classes"):
+        target = class_select(handle, probs, PAGE)
+    if target in top5:
+        heat = result.maps[layer][0, top5.index(target)]
+    else:
+        result = results.cams(
+            model_key,
+            handle,
+            picture.key,
+            picture.pixels,
+            method,
+            (layer,),
+            target,
+            progress=report,
+        )
+        heat = result.maps[layer][0]
 except ExplainError as exc:
     show_error(exc)
     st.stop()
 finally:
     clear_progress()
-heat = result.maps[layer][0, top5.index(target)] if target in top5 else result.maps[layer][0]
 view = results.model_view(model_key, handle, picture.key, picture.pixels)
 alpha, cmap = float(state.get("alpha", 0.5)), str(state.get("cmap", "jet"))
 
