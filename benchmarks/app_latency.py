@@ -78,35 +78,46 @@ def _timed(page, click, text: str) -> float:
     return time.perf_counter() - start
 
 
-def _interactions(page, layers: list[str], images: list[str], repeats: int) -> dict:
-    """Warm interaction times (seconds) on the model the page shows."""
-    times: dict[str, list[float]] = {"layer": [], "class": [], "method": [], "image": []}
+def _interactions(page, view: dict, layers: list[str], images: list[str], repeats: int) -> dict:
+    """Warm interaction times (seconds) on the model the page shows, split by whether the new
+    view needs a pass of the model (``"new"``) or was shown before and is served from the store
+    (``"stored"``). ``view`` holds the method, layer, image and class on screen."""
+    times: dict[tuple[str, str], list[float]] = {}
+    seen = {(view["method"], view["layer"], view["image"], None)}
+
+    def record(kind: str, seconds: float) -> None:
+        shown = (view["method"], view["layer"], view["image"], view.get("class"))
+        fresh = "stored" if shown in seen else "new"
+        seen.add(shown)
+        times.setdefault((kind, fresh), []).append(seconds)
+
     for i in range(repeats):
         option = layers[i % len(layers)]  # the first differs from the layer shown
-        name = option.split(" · ")[0]
-        times["layer"].append(
-            _timed(page, _option(page, "Layer", option).click, f"at {name} · image")
-        )
+        view["layer"] = option.split(" · ")[0]
+        seconds = _timed(page, _option(page, "Layer", option).click, f"at {view['layer']} · image")
+        record("layer", seconds)
     for i in range(repeats):
         pill = page.locator("[data-testid='stMain'] [data-testid='stButtonGroup'] button").nth(
             1 + i % 3
         )
         name = pill.inner_text().rsplit(" (", 1)[0]
-        times["class"].append(_timed(page, pill.click, f"Explaining {name} ("))
+        view["class"] = name
+        record("class", _timed(page, pill.click, f"Explaining {name} ("))
     for i in range(repeats):
-        title = ("Grad-CAM++", "Grad-CAM")[i % 2]
-        times["method"].append(
-            _timed(page, _option(page, "Method", title).click, f"with {title} at")
-        )
+        view["method"] = ("Grad-CAM++", "Grad-CAM")[i % 2]
+        title = view["method"]
+        record("method", _timed(page, _option(page, "Method", title).click, f"with {title} at"))
     for i in range(repeats):
-        image = images[(i + 1) % len(images)]
-        times["image"].append(_timed(page, _option(page, "Image", image).click, f"image {image}"))
+        view["image"] = images[(i + 1) % len(images)]
+        view["class"] = None  # the class belongs to the image: a new one starts on its top class
+        image = view["image"]
+        record("image", _timed(page, _option(page, "Image", image).click, f"image {image}"))
     return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--port", type=int, default=8599)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -128,14 +139,28 @@ def main() -> None:
             page.goto(url + "/" + RESNET50)
             _wait(page, "with Grad-CAM at layer4", None)
             cold = time.perf_counter() - start
-            images = [f"{c} {i + 1}" for i, c in enumerate(("circle", "square", "triangle"))]
+            shapes = ("circle", "square", "triangle", "star", "cross", "hexagon")
+            images = [f"{c} {i + 1}" for i, c in enumerate(shapes)]
             resnet = _interactions(
-                page, ["layer3 · 1024×14×14", "layer4 · 2048×7×7"], images, args.repeats
+                page,
+                {"method": "Grad-CAM", "layer": "layer4", "image": images[0]},
+                [
+                    "layer3 · 1024×14×14",
+                    "layer2 · 512×28×28",
+                    "layer1 · 256×56×56",
+                    "layer4 · 2048×7×7",
+                ],
+                images,
+                args.repeats,
             )
             page.goto(url + "/" + BUILTIN)
             _wait(page, "with Grad-CAM at layer3", None)
             builtin = _interactions(
-                page, ["layer2 · 64×16×16", "layer3 · 128×8×8"], images, args.repeats
+                page,
+                {"method": "Grad-CAM", "layer": "layer3", "image": images[0]},
+                ["layer2 · 64×16×16", "layer1 · 32×32×32", "layer3 · 128×8×8"],
+                images,
+                args.repeats,
             )
             browser.close()
     finally:
@@ -144,8 +169,8 @@ def main() -> None:
     rows = [
         ("cold server -> first ResNet-50 explanation", [cold]),
         ("  of which server start", [server_ready]),
-        *[(f"warm {k} change, ResNet-50", v) for k, v in resnet.items()],
-        *[(f"warm {k} change, built-in", v) for k, v in builtin.items()],
+        *[(f"warm {k} change ({f}), ResNet-50", v) for (k, f), v in sorted(resnet.items())],
+        *[(f"warm {k} change ({f}), built-in", v) for (k, f), v in sorted(builtin.items())],
     ]
     print(f"{'measure':48s} {'median s':>9s} {'min s':>7s} {'max s':>7s}  n")
     for name, values in rows:
@@ -154,10 +179,12 @@ def main() -> None:
             f"{max(values):7.3f}  {len(values)}"
         )
     warm = [v for values in resnet.values() for v in values]
+    new = [v for (_, fresh), values in resnet.items() if fresh == "new" for v in values]
     worst = max(statistics.median(v) for v in resnet.values())
     verdict = "meets" if worst < 1.0 else "MISSES"
     print(
-        f"\nResNet-50 warm interactions: median {statistics.median(warm):.3f} s, slowest kind "
+        f"\nResNet-50 warm interactions: median {statistics.median(warm):.3f} s (those that "
+        f"need a pass of the model: median {statistics.median(new):.3f} s); slowest kind "
         f"{worst:.3f} s (median) -> {verdict} the 1 s target; cold first explanation {cold:.1f} s"
     )
 

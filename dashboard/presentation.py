@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from explain import METHOD_INFO, ModelHandle, TopK
+from explain import METHOD_INFO, ModelHandle
 from explain.narrative import describe
 from explain.render import overlay
 from explain.report import Slide, presentation_html
@@ -39,8 +39,8 @@ class Deck:
     date: str = ""
 
     def slide(self, index: int, progress: Progress | None = None) -> Slide:
-        """The slide of picture ``index``: the top class's map (the maps of the Explain
-        page's five classes are reused)."""
+        """The slide of picture ``index``: the top class's map (shared with the Explain
+        page)."""
         handle, picture, layer = self.handle, self.pictures[index], self.layer
         result = results.cams(
             self.model_key,
@@ -49,13 +49,13 @@ class Deck:
             picture.pixels,
             self.method,
             (layer,),
-            TopK(min(5, handle.num_classes)),
+            None,  # the top class: the same map the Explain page shows first
             progress=progress,
         )
         probs = results.remember_probs(self.model_key, picture.key, result.probs[0])
-        order = [int(t) for t in result.targets[0]]
-        top, second = order[0], order[1] if len(order) > 1 else None
-        heat = result.maps[layer][0, 0]
+        order = probs.argsort()[::-1]
+        top, second = int(order[0]), int(order[1]) if len(order) > 1 else None
+        heat = result.maps[layer][0]
         view = results.model_view(self.model_key, handle, picture.key, picture.pixels)
         sentence = describe(
             handle.labels[top],

@@ -196,6 +196,8 @@ def image_picker() -> list[Picture]:
         on_change=_use_uploads,
         label_visibility="collapsed",
     )
+    for line in st.session_state.get("gce.upload_errors", []):  # where the files were dropped
+        side.warning(f"Skipped {line}", icon=":material/warning:")
     side.caption("Or use samples:")
     row = side.container(horizontal=True, gap="small")
     for sample in SAMPLE_SETS.values():
@@ -211,12 +213,6 @@ def image_picker() -> list[Picture]:
     side.caption(f"{len(pictures)} image(s) · showing **{shown.name}**")
     side.image([p.thumb for p in pictures[:THUMBNAILS]], width=44)
     return pictures
-
-
-def upload_messages() -> None:
-    """Files of the last upload that were skipped, each with its reason, in the page."""
-    for line in st.session_state.get("gce.upload_errors", []):
-        st.warning(f"Skipped {line}", icon=":material/warning:")
 
 
 # -- every page -----------------------------------------------------------------------------------
@@ -256,5 +252,4 @@ def page(title: str, caption: str) -> Context:
     ctx = sidebar()
     st.title(title)
     st.caption(caption)
-    upload_messages()
     return ctx

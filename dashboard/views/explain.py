@@ -18,7 +18,7 @@ from dashboard.widgets import (
     prediction_chart,
     show_error,
 )
-from explain import METHOD_INFO, ExplainError, TopK
+from explain import METHOD_INFO, ExplainError
 from explain.render import colorize, overlay
 
 PAGE = "explain"
@@ -46,25 +46,16 @@ with st.container(horizontal=True, key="explain_controls", gap="medium"):
         layer = layer_select(handle, PAGE)
 report, clear_progress = method_progress(st, method)
 try:
-    # The five most probable classes share one pass, which also gives the probabilities:
-    # switching among them never runs the model again.
+    # The top class first: its pass also gives the probabilities (no pass of its own). Any
+    # other class is one more pass, kept for when it is asked again.
     result = results.cams(
-        model_key,
-        handle,
-        picture.key,
-        picture.pixels,
-        method,
-        (layer,),
-        TopK(min(5, handle.num_classes)),
-        progress=report,
+        model_key, handle, picture.key, picture.pixels, method, (layer,), None, progress=report
     )
     probs = results.remember_probs(model_key, picture.key, result.probs[0])
-    top5 = [int(t) for t in result.targets[0]]
+    top5 = [int(i) for i in probs.argsort()[::-1][:5]]
     with st.container(key="explain_classes"):
         target = class_select(handle, probs, PAGE)
-    if target in top5:
-        heat = result.maps[layer][0, top5.index(target)]
-    else:
+    if target != int(result.targets[0]):
         result = results.cams(
             model_key,
             handle,
@@ -75,7 +66,7 @@ try:
             target,
             progress=report,
         )
-        heat = result.maps[layer][0]
+    heat = result.maps[layer][0]
 except ExplainError as exc:
     show_error(exc)
     st.stop()
