@@ -66,7 +66,9 @@ class Deck:
         )
         facts = [("Image", picture.name)]
         if picture.label is not None:
-            facts.append(("Correct answer", picture.label))
+            right = picture.label.lower() == handle.labels[top].lower()
+            verdict = "the model is right" if right else "the model is wrong"
+            facts.append(("Correct answer", f"{picture.label} ({verdict})"))
         facts.append(("Map", f"{METHOD_INFO[self.method].title} at {layer}"))
         return Slide(
             title=handle.labels[top].replace("_", " ").capitalize(),

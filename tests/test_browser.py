@@ -107,6 +107,18 @@ def _see(page, *texts: str) -> str:
     return body
 
 
+def _open(page, link: str, heading: str, *texts: str) -> str:
+    """Go to a page through the sidebar and wait for its own title, then for ``texts``."""
+    page.get_by_role("link", name=link, exact=True).first.click()
+    page.wait_for_function(
+        "h => [...document.querySelectorAll(\"[data-testid='stMain'] h1\")]"
+        ".some(e => e.innerText.trim() === h)",
+        arg=heading,
+        timeout=WAIT,
+    )
+    return _see(page, *texts)
+
+
 def _no_exception(page) -> None:
     shown = page.locator("[data-testid='stException']")
     assert shown.count() == 0, shown.first.inner_text()
@@ -128,9 +140,22 @@ def _shown(page, label: str, where: str = "[data-testid='stMain']") -> str:
 
 
 def _choose(page, label: str, option: str, where: str = "[data-testid='stMain']") -> None:
-    _box(page, label, where).click()
-    page.keyboard.type(option)
-    page.get_by_role("option", name=option).first.click()
+    """Open a selectbox, filter it by typing and click the option (once more if a re-render
+    of the list took the option away under the cursor)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = _box(page, label, where)
+    for attempt in range(2):
+        box.scroll_into_view_if_needed()
+        box.click()
+        page.keyboard.type(option)
+        try:
+            page.get_by_role("option", name=option, exact=True).first.click(timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            if attempt:
+                raise
+            page.keyboard.press("Escape")
 
 
 def _lit_pill(page) -> str:
@@ -152,10 +177,25 @@ def _watch_runs(page) -> None:
     )
 
 
-def _key(page, key: str) -> None:
-    """Press a key with the focus on the page itself (not in an input)."""
-    page.evaluate("() => document.activeElement && document.activeElement.blur()")
-    page.keyboard.press(key)
+def _press(page, key: str, expect: str) -> str:
+    """Press a key with the focus on the page itself (not in an input) until the page shows
+    ``expect``. On a freshly loaded page Streamlit listens for button shortcuts a moment after
+    the first run; a press lost then (nothing runs, nothing changes) is pressed again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        page.evaluate("() => document.activeElement && document.activeElement.blur()")
+        page.keyboard.press(key)
+        try:
+            page.wait_for_function(
+                "t => document.body.innerText.includes(t)", arg=expect, timeout=5_000
+            )
+            break
+        except PlaywrightTimeout:
+            _settle(page)  # a press that was taken has run by now; only a lost one is repeated
+            if attempt == 2 or expect in page.inner_text("body"):
+                break
+    return _see(page, expect)
 
 
 def _download(page, name: str) -> bytes:
@@ -199,8 +239,7 @@ def test_demo_path_and_every_defect(browser, server):
         assert _shown(page, "Method") == title
 
     # Compare methods: the slow methods twice (leave the page and come back); no panel cut off.
-    page.get_by_role("link", name="Compare methods").first.click()
-    _see(page, "Compare methods", "at layer3 · image circle 1")
+    _open(page, "Compare methods", "Compare methods", "circle (100%) at layer3 · image circle 1")
     panels = ["Grad-CAM", "Grad-CAM++", "XGrad-CAM", "HiResCAM", "LayerCAM", "Eigen-CAM"]
     panels += ["Score-CAM", "Ablation-CAM"]
     methods = page.locator("[data-testid='stMain']").get_by_role("combobox", name="Methods")
@@ -214,13 +253,12 @@ def test_demo_path_and_every_defect(browser, server):
         _see(page, *[f"{t} · " for t in panels])
         captions = page.locator("[data-testid='stMain'] [data-testid='stImageCaption']")
         assert [c.split(" · ")[0] for c in captions.all_inner_texts()] == panels
-        page.get_by_role("link", name="Explain", exact=True).first.click()
-        _see(page, "Explaining circle")
-        page.get_by_role("link", name="Compare methods").first.click()
+        _open(page, "Explain", "Explain a prediction", "with Grad-CAM++ at layer3")
+        page.get_by_role("link", name="Compare methods", exact=True).first.click()
 
     # Defect 3 / 6 and consistency: a class picked by pill is named by the "any class" box.
-    page.get_by_role("link", name="Explain", exact=True).first.click()
-    _see(page, "with Grad-CAM++ at layer3")  # the method chosen before holds on every page
+    # The method chosen before holds on every page.
+    _open(page, "Explain", "Explain a prediction", "with Grad-CAM++ at layer3")
     hexagon = page.get_by_role("radio", name=re.compile(r"^hexagon"))
     hexagon.click()
     _see(page, "Explaining hexagon")
@@ -260,7 +298,11 @@ def test_demo_path_and_every_defect(browser, server):
     assert _shown(page, "Image") == "my upload.png"  # the previous image is kept
 
     # Defects 2 and 3: another model; the Layer box shows its layer and shape, the classes
-    # are its own.
+    # are its own (a class chosen on the old model is not carried over).
+    other = page.locator("[data-testid='stMain'] [data-testid='stButtonGroup'] button").nth(1)
+    chosen = other.inner_text().rsplit(" (", 1)[0]
+    other.click()
+    _see(page, f"Explaining {chosen} (")
     page.get_by_text("Change model").click()
     page.get_by_text("torchvision", exact=True).click()
     _choose(page, "Architecture (type to search)", "resnet18", "[data-testid='stSidebar']")
@@ -282,8 +324,13 @@ def test_demo_path_and_every_defect(browser, server):
     assert _shown(page, "Method") == "Grad-CAM++" and _shown(page, "Image") == "my upload.png"
 
     # Compare layers on the new model: the class picker, the input beside the grid, one scale.
-    page.get_by_role("link", name="Compare layers").first.click()
-    _see(page, "at 4 layers · image my upload.png", "layer4 · 512×7×7")
+    _open(
+        page,
+        "Compare layers",
+        "Compare layers",
+        "at 4 layers · image my upload.png",
+        "layer4 · 512×7×7",
+    )
     page.get_by_text("One colour scale for all layers").click()
     _see(page, "one colour scale")
     _shot(page, "3-layers.png")
@@ -291,8 +338,7 @@ def test_demo_path_and_every_defect(browser, server):
     # Present, through a link on the built-in model: keyboard, export, another model.
     page.goto(server + "/present" + SHAPES)
     _see(page, "Image 1 of 6")
-    _key(page, "ArrowRight")
-    body = _see(page, "Image 2 of 6")
+    body = _press(page, "ArrowRight", "Image 2 of 6")
     title = page.locator("h1").first.inner_text().strip()
     sentence = page.locator("p").filter(has_text="The model is").first.inner_text()
     html = _download(page, "Download HTML").decode()
@@ -314,11 +360,9 @@ def test_demo_path_and_every_defect(browser, server):
     _see(page, "Exit presentation")
     assert not page.locator("[data-testid='stSidebar']").is_visible()
     assert not page.get_by_role("button", name="Download HTML").is_visible()
-    _key(page, "ArrowLeft")
-    _see(page, "Image 1 of 6")
+    _press(page, "ArrowLeft", "Image 1 of 6")
     _shot(page, "4-present.png")
-    _key(page, "Escape")
-    _see(page, "Download HTML")
+    _press(page, "Escape", "Download HTML")
     assert page.locator("[data-testid='stSidebar']").is_visible()
     page.context.close()
 
