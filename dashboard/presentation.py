@@ -45,18 +45,17 @@ class Deck:
         result = results.cams(
             self.model_key,
             handle,
-            picture.key,
-            picture.pixels,
+            picture,
             self.method,
             (layer,),
             None,  # the top class: the same map the Explain page shows first
             progress=progress,
         )
-        probs = results.remember_probs(self.model_key, picture.key, result.probs[0])
+        probs = results.remember_probs(self.model_key, picture, result.probs[0])
         order = probs.argsort()[::-1]
         top, second = int(order[0]), int(order[1]) if len(order) > 1 else None
         heat = result.maps[layer][0]
-        view = results.model_view(self.model_key, handle, picture.key, picture.pixels)
+        view = results.model_view(self.model_key, handle, picture)
         sentence = describe(
             handle.labels[top],
             float(probs[top]),

@@ -19,6 +19,8 @@ import numpy as np
 from explain import ModelHandle, compute_cams
 from explain.cams import CamResult
 
+from .sources import Picture
+
 #: Bytes of maps kept for all sessions together (least recently used dropped first).
 MAX_BYTES = 768 * 2**20
 
@@ -85,44 +87,49 @@ def store() -> ResultStore:
 def cams(
     model_key: str,
     handle: ModelHandle,
-    image_key: str,
-    pixels: np.ndarray,
+    picture: Picture,
     method: str,
     layers: tuple[str, ...],
     targets: Any = None,
     *,
     progress: Progress | None = None,
 ) -> CamResult:
-    """Maps of one image, computed once per model, image, method, layers and targets.
+    """Maps of one picture, computed once per model, picture, method, layers and targets.
 
     Args:
-        model_key, image_key: identities of the model and the image (the store's key).
-        pixels: ``(H, W, 3)`` uint8 image.
-        targets: as for :func:`explain.compute_cams` (must be hashable).
+        model_key: the model's identity (the store's key, with the picture's).
+        targets: as for :func:`explain.compute_cams` (must be hashable); ``None``: top class.
         progress: ``progress(done, total, message)``, called only while computing.
     """
-    key = ("cams", model_key, image_key, method, tuple(layers), targets)
+    key = ("cams", model_key, picture.key, method, tuple(layers), targets)
     return store().get(
         key,
         lambda: compute_cams(
-            handle, [pixels], layers=list(layers), method=method, targets=targets, progress=progress
+            handle,
+            [picture.pixels],
+            layers=list(layers),
+            method=method,
+            targets=targets,
+            progress=progress,
         ),
     )
 
 
-def predict(model_key: str, handle: ModelHandle, image_key: str, pixels: np.ndarray) -> np.ndarray:
-    """Class probabilities ``(num_classes,)`` float32 of one image."""
-    return store().get(("predict", model_key, image_key), lambda: handle.predict([pixels])[0])
+def predict(model_key: str, handle: ModelHandle, picture: Picture) -> np.ndarray:
+    """Class probabilities ``(num_classes,)`` float32 of one picture."""
+    return store().get(
+        ("predict", model_key, picture.key), lambda: handle.predict([picture.pixels])[0]
+    )
 
 
-def remember_probs(model_key: str, image_key: str, probs: np.ndarray) -> np.ndarray:
+def remember_probs(model_key: str, picture: Picture, probs: np.ndarray) -> np.ndarray:
     """Store probabilities that came with a map (they need no pass of their own); return the
     stored ones."""
-    return store().get(("predict", model_key, image_key), lambda: np.asarray(probs))
+    return store().get(("predict", model_key, picture.key), lambda: np.asarray(probs))
 
 
-def model_view(
-    model_key: str, handle: ModelHandle, image_key: str, pixels: np.ndarray
-) -> np.ndarray:
-    """The image resized / cropped as the model sees it, ``(H, W, 3)`` uint8."""
-    return store().get(("view", model_key, image_key), lambda: handle.prepare([pixels])[0])
+def model_view(model_key: str, handle: ModelHandle, picture: Picture) -> np.ndarray:
+    """The picture resized / cropped as the model sees it, ``(H, W, 3)`` uint8."""
+    return store().get(
+        ("view", model_key, picture.key), lambda: handle.prepare([picture.pixels])[0]
+    )

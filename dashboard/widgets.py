@@ -29,6 +29,7 @@ __all__ = [
     "colour_bar",
     "downloads",
     "layer_select",
+    "legend_and_controls",
     "method_progress",
     "method_select",
     "overlay_controls",
@@ -191,6 +192,15 @@ def overlay_controls(page: str) -> tuple[float, str]:
 def colour_bar(cmap: str, where=st) -> None:
     """What the colours mean: "dark blue = mattered least … red = mattered most"."""
     where.html(legend_html(cmap))
+
+
+def legend_and_controls(cmap: str, page: str) -> None:
+    """The colour bar beside the opacity and colour controls (stacked when narrow)."""
+    with st.container(horizontal=True, gap="large", vertical_alignment="center"):
+        with st.container(width=420):
+            colour_bar(cmap)
+        with st.container(width=380):
+            overlay_controls(page)
 
 
 def prediction_chart(

@@ -146,35 +146,30 @@ def test_slow_methods_shown_again_never_replay_widgets():
 
 def test_results_report_progress_only_while_computing():
     """Progress shows on the first run of a slow method; a stored map is served without it."""
+    import uuid
+
     from dashboard import results
+    from dashboard.sources import Picture
 
     handle = load_model("builtin:shapes")
     pixels = make_dataset(1, seed=77).images[0]
+    picture = Picture("fresh", pixels, "sample", key=f"fresh-{uuid.uuid4()}")  # never stored
     calls: list[tuple[int, int]] = []
-    key = f"test-{np.random.default_rng().integers(1 << 30)}"
-    first = results.cams(
-        "shapes",
-        handle,
-        key,
-        pixels,
-        "scorecam",
-        ("layer3",),
-        None,
-        progress=lambda d, t, m: calls.append((d, t)),
-    )
+
+    def run():
+        return results.cams(
+            "shapes",
+            handle,
+            picture,
+            "scorecam",
+            ("layer3",),
+            progress=lambda done, total, message: calls.append((done, total)),
+        )
+
+    first = run()
     assert calls and calls[-1][0] == calls[-1][1]
     calls.clear()
-    again = results.cams(
-        "shapes",
-        handle,
-        key,
-        pixels,
-        "scorecam",
-        ("layer3",),
-        None,
-        progress=lambda d, t, m: calls.append((d, t)),
-    )
-    assert not calls and again is first
+    assert run() is first and not calls
 
 
 def test_upload_shows_the_new_image_and_drops_the_old_class(app):

@@ -305,9 +305,8 @@ for slot, r in enumerate(selected[:MAX_SELECTED]):
         picture = sources.Picture.of(
             acts.names[r], np.asarray(run.dataset.load(int(acts.indices[r])).image)
         )
-        image, image_key = picture.pixels, picture.key
-        result = results.cams(model_key, handle, image_key, image, cam_method, (cam_layer,))
-        view = results.model_view(model_key, handle, image_key, image)
+        result = results.cams(model_key, handle, picture, cam_method, (cam_layer,))
+        view = results.model_view(model_key, handle, picture)
     except ExplainError as exc:
         grid[slot % 4].warning(f"{acts.names[r]}: {str(exc).splitlines()[0]}")
         continue

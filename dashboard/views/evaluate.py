@@ -52,10 +52,8 @@ def _bias_pictures() -> None:
         cols[0].markdown(f"**{title}**  \n`{spec}`")
         for col, (sample, marker) in zip(cols[1:], samples, strict=True):
             picture = sources.Picture.of("bias", sample.image)
-            probs = results.predict(key, model, picture.key, picture.pixels)
-            result = results.cams(
-                key, model, picture.key, picture.pixels, "gradcam", (model.default_layer,)
-            )
+            probs = results.predict(key, model, picture)
+            result = results.cams(key, model, picture, "gradcam", (model.default_layer,))
             top = int(probs.argmax())
             verdict = "✓" if top == sample.label else "✗"
             col.image(
@@ -265,7 +263,7 @@ with bias_tab:
     )
     h, w = handle.input_size
     scope = f"{state.token('model')}.{state.token('images')}"  # the box and report belong here
-    first_view = results.model_view(model_key, handle, pictures[0].key, pictures[0].pixels)
+    first_view = results.model_view(model_key, handle, pictures[0])
     drawing = go.Figure(go.Image(z=first_view))
     drawing.update_layout(
         dragmode="select",
@@ -299,7 +297,7 @@ with bias_tab:
             st.warning("The box needs right > left and bottom > top.")
         else:
             try:
-                views = [results.model_view(model_key, handle, p.key, p.pixels) for p in pictures]
+                views = [results.model_view(model_key, handle, p) for p in pictures]
                 report = find_bias(
                     handle,
                     np.stack(views),
@@ -318,9 +316,9 @@ with bias_tab:
         st.caption(report.details)
         cols = st.columns(min(6, len(views)))
         for col, picture, view in zip(cols, pictures, views, strict=False):
-            heat = results.cams(
-                model_key, handle, picture.key, picture.pixels, report.method, (report.layer,)
-            ).maps[report.layer][0]
+            heat = results.cams(model_key, handle, picture, report.method, (report.layer,)).maps[
+                report.layer
+            ][0]
             shown = overlay(view, heat, 0.5)
             right, bottom = max(int(x0), int(x1) - 1), max(int(y0), int(y1) - 1)
             shown[int(y0) : bottom + 1, [int(x0), right]] = (255, 255, 255)  # the box's outline

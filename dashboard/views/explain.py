@@ -48,31 +48,20 @@ report, clear_progress = method_progress(st, method)
 try:
     # The top class first: its pass also gives the probabilities (no pass of its own). Any
     # other class is one more pass, kept for when it is asked again.
-    result = results.cams(
-        model_key, handle, picture.key, picture.pixels, method, (layer,), None, progress=report
-    )
-    probs = results.remember_probs(model_key, picture.key, result.probs[0])
+    result = results.cams(model_key, handle, picture, method, (layer,), None, progress=report)
+    probs = results.remember_probs(model_key, picture, result.probs[0])
     top5 = [int(i) for i in probs.argsort()[::-1][:5]]
     with st.container(key="explain_classes"):
         target = class_select(handle, probs, PAGE)
     if target != int(result.targets[0]):
-        result = results.cams(
-            model_key,
-            handle,
-            picture.key,
-            picture.pixels,
-            method,
-            (layer,),
-            target,
-            progress=report,
-        )
+        result = results.cams(model_key, handle, picture, method, (layer,), target, progress=report)
     heat = result.maps[layer][0]
 except ExplainError as exc:
     show_error(exc)
     st.stop()
 finally:
     clear_progress()
-view = results.model_view(model_key, handle, picture.key, picture.pixels)
+view = results.model_view(model_key, handle, picture)
 alpha, cmap = float(state.get("alpha", 0.5)), str(state.get("cmap", "jet"))
 
 label = handle.labels[target]

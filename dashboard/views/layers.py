@@ -7,9 +7,8 @@ import streamlit as st
 from dashboard import results, state
 from dashboard.widgets import (
     class_select,
-    colour_bar,
+    legend_and_controls,
     method_select,
-    overlay_controls,
     page,
     picture_select,
     show_error,
@@ -50,7 +49,7 @@ with st.container(horizontal=True, key="layers_controls", gap="medium"):
             help="On: the same colour means the same strength in every layer. Off: each map "
             "is stretched to its own range (shows where each layer looks, not how strongly).",
         )
-probs = results.predict(model_key, handle, picture.key, picture.pixels)
+probs = results.predict(model_key, handle, picture)
 target = class_select(handle, probs, PAGE)
 
 names = [i.name for i in handle.map_layers]
@@ -68,14 +67,12 @@ if not layers:
 
 try:
     with st.spinner(f"{METHOD_INFO[method].title} at {len(layers)} layers…"):
-        result = results.cams(
-            model_key, handle, picture.key, picture.pixels, method, tuple(layers), target
-        )
+        result = results.cams(model_key, handle, picture, method, tuple(layers), target)
 except ExplainError as exc:
     show_error(exc)
     st.stop()
 
-view = results.model_view(model_key, handle, picture.key, picture.pixels)
+view = results.model_view(model_key, handle, picture)
 alpha, cmap = float(state.get("alpha", 0.5)), str(state.get("cmap", "jet"))
 maps = (
     common_scale({n: result.raw[n][0] for n in layers}, view.shape[:2])
@@ -100,8 +97,4 @@ with right, st.container(key="layers_grid"):
                 width="stretch",
                 caption=f"{name} · {info.channels}×{info.grid[0]}×{info.grid[1]}",
             )
-with st.container(horizontal=True, gap="large", vertical_alignment="center"):
-    with st.container(width=420):
-        colour_bar(cmap)
-    with st.container(width=380):
-        overlay_controls(PAGE)
+legend_and_controls(cmap, PAGE)

@@ -8,10 +8,9 @@ import streamlit as st
 from dashboard import results, state
 from dashboard.widgets import (
     class_select,
-    colour_bar,
     layer_select,
+    legend_and_controls,
     method_progress,
-    overlay_controls,
     page,
     picture_select,
 )
@@ -44,7 +43,7 @@ with st.container(horizontal=True, key="methods_controls", gap="medium"):
             key=key,
             on_change=on_change,
         )
-probs = results.predict(model_key, handle, picture.key, picture.pixels)
+probs = results.predict(model_key, handle, picture)
 target = class_select(handle, probs, PAGE)
 if not methods:
     st.info("Choose at least one method.")
@@ -54,7 +53,7 @@ st.markdown(
     f"Explaining **{handle.labels[target]}** ({probs[target]:.0%}) at `{layer}` · image "
     f"**{picture.name}**"
 )
-view = results.model_view(model_key, handle, picture.key, picture.pixels)
+view = results.model_view(model_key, handle, picture)
 row = None
 for index, method in enumerate(methods):
     if index % PER_ROW == 0:
@@ -63,16 +62,7 @@ for index, method in enumerate(methods):
     info = METHOD_INFO[method]
     report, clear_progress = method_progress(col, method)
     try:
-        result = results.cams(
-            model_key,
-            handle,
-            picture.key,
-            picture.pixels,
-            method,
-            (layer,),
-            target,
-            progress=report,
-        )
+        result = results.cams(model_key, handle, picture, method, (layer,), target, progress=report)
     except ExplainError as exc:
         col.warning(f"{info.title}: {str(exc).splitlines()[0]}")
         continue
@@ -83,8 +73,4 @@ for index, method in enumerate(methods):
         width="stretch",
         caption=f"{info.title} · {result.timings.get('total', 0.0):.2f} s",
     )
-with st.container(horizontal=True, gap="large", vertical_alignment="center"):
-    with st.container(width=420):
-        colour_bar(cmap)
-    with st.container(width=380):
-        overlay_controls(PAGE)
+legend_and_controls(cmap, PAGE)
