@@ -174,6 +174,7 @@ def _use_uploads() -> None:
         except ExplainError as exc:
             bad.append(str(exc).partition("\nTry: ")[0])
     st.session_state["gce.upload_errors"] = bad
+    st.session_state["gce.notice"] = None
     if pictures:
         state.set_pictures(pictures, "upload-" + remember_uploads(good))
     _clear_uploader()  # the uploader empties: the thumbnails below show what is in use
@@ -182,6 +183,7 @@ def _use_uploads() -> None:
 def _use_samples(set_id: str) -> None:
     state.set_pictures(SAMPLE_SETS[set_id].load(), set_id)
     st.session_state["gce.upload_errors"] = []
+    st.session_state["gce.notice"] = None
 
 
 def image_picker() -> list[Picture]:
@@ -196,6 +198,8 @@ def image_picker() -> list[Picture]:
         on_change=_use_uploads,
         label_visibility="collapsed",
     )
+    if notice := st.session_state.get("gce.notice"):
+        side.info(notice, icon=":material/info:")
     for line in st.session_state.get("gce.upload_errors", []):  # where the files were dropped
         side.warning(f"Skipped {line}", icon=":material/warning:")
     side.caption("Or use samples:")

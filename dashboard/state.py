@@ -193,6 +193,11 @@ def restore_from_url(load: Callable[[ModelChoice], bool]) -> None:
         found = load_images_source(source)
         if found:
             set_pictures(found, source)
+        else:
+            st.session_state[PREFIX + "notice"] = (
+                "The images this link names are not on this server (any more); the sample "
+                "images are shown instead."
+            )
     if params["method"] in METHOD_INFO:
         put("method", params["method"])
     if params["layer"]:

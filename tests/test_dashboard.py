@@ -282,6 +282,13 @@ def test_link_restores_model_images_method_and_layer():
     app.switch_page("views/layers.py").run()
     assert app.query_params["model"] == "builtin:shapes-biased"
     assert app.query_params["images"] == "shapes-marker"
+    # Uploads this server does not have: the samples, and a word on why.
+    gone = _open({"model": "builtin:shapes", "images": "upload-" + "0" * 24})
+    assert "not on this server" in " ".join(i.value for i in gone.sidebar.info)
+    from dashboard import sources
+
+    samples = sources.load_images_source(sources.default_sample_set())
+    assert _select(gone, "Image").format_func(0) == samples[0].name
     # A link may not name Python code or a file on the server: the default model is used.
     refused = _open({"model": "explain.architectures:cifar_resnet20", "method": "nonsense"})
     assert _sidebar_model(refused) != "**Model:** `explain.architectures:cifar_resnet20`"
