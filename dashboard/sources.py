@@ -23,9 +23,11 @@ import streamlit as st
 from PIL import Image as PILImage
 
 from explain import DEFAULT, ExplainError, ModelHandle, load_image, load_model
+from explain.builtin import BUILTIN_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILTIN_SPECS = ("builtin:shapes", "builtin:shapes-biased")
+#: Every model shipped with the project, as offered in the picker.
+BUILTIN_SPECS = tuple(f"builtin:{name}" for name in BUILTIN_MODELS)
 #: The model a new session starts on.
 DEFAULT_MODEL_SPEC = "builtin:shapes"
 #: The sample images a new session starts on (a key of :data:`SAMPLE_SETS`).

@@ -31,13 +31,16 @@ import streamlit as st
 
 from explain import METHOD_INFO, ModelHandle
 
-from .sources import (
+from .sources import (  # default_model_spec: the model a new session starts on
     ModelChoice,
     Picture,
     default_choice,
+    default_model_spec,
     default_sample_set,
     load_images_source,
 )
+
+__all__ = ["default_model_spec", "default_sample_set"]
 
 PREFIX = "gce."
 
