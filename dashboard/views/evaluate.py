@@ -288,10 +288,14 @@ with bias_tab:
             for name, value in zip(("x0", "y0", "x1", "y1"), box, strict=True):
                 st.session_state[f"bias_{name}@{scope}"] = value
     cols = st.columns(4)
-    x0 = cols[0].number_input("left (px)", 0, w - 1, int(w * 0.75), key=f"bias_x0@{scope}")
-    y0 = cols[1].number_input("top (px)", 0, h - 1, int(h * 0.75), key=f"bias_y0@{scope}")
-    x1 = cols[2].number_input("right (px)", 1, w, w, key=f"bias_x1@{scope}")
-    y1 = cols[3].number_input("bottom (px)", 1, h, h, key=f"bias_y1@{scope}")
+    # The fields start on the bottom-right corner; a drawn box sets them through their keys.
+    start = {"x0": int(w * 0.75), "y0": int(h * 0.75), "x1": w, "y1": h}
+    for name, value in start.items():
+        st.session_state.setdefault(f"bias_{name}@{scope}", value)
+    x0 = cols[0].number_input("left (px)", 0, w - 1, key=f"bias_x0@{scope}")
+    y0 = cols[1].number_input("top (px)", 0, h - 1, key=f"bias_y0@{scope}")
+    x1 = cols[2].number_input("right (px)", 1, w, key=f"bias_x1@{scope}")
+    y1 = cols[3].number_input("bottom (px)", 1, h, key=f"bias_y1@{scope}")
     if st.button("Measure", key="bias_measure"):
         if x1 <= x0 or y1 <= y0:
             st.warning("The box needs right > left and bottom > top.")
