@@ -1,222 +1,226 @@
-"""Cached resources shared by all pages and all browser sessions, and the per-session choices
-(model, images) that every page reads.
+"""The session's choices, designed once: what each depends on, and the link that restores them.
 
-Heavy objects are cached once for everyone (``st.cache_resource``: models, with the engine's
-per-model lock); results are cached per input (``st.cache_data``: maps, predictions).
+Three scopes identify what a choice depends on:
+
+- ``model``: the loaded model (its spec and weights);
+- ``images``: the set of pictures in the sidebar;
+- ``picture``: the picture shown (within the images).
+
+Every choice lives under a session-state key that carries the identity of its scopes
+(:data:`SETTINGS`), and so does every widget that shows it (:func:`widget_key`). When the model
+changes, the layer chosen for the old model is simply not found under the new model's key: the
+new model starts on its own default layer, the class choice starts on the new top class, and no
+widget made for the old model is ever shown again. Nothing is patched per widget.
+
+Widgets are "controlled": before a widget is drawn its key is set from the choice, and its
+``on_change`` callback writes the choice back (callbacks run before the script), so two widgets
+that show the same choice (the class pills and the "any class" box) always agree, and a choice
+made on one page holds on every page.
+
+The model, images, method and layer are also written to the page's URL (query parameters), so a
+reload or a shared link shows the same view; the page itself is the URL's path.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import streamlit as st
 
-from explain import DEFAULT, ExplainError, ModelHandle, compute_cams, load_image, load_model
-from explain.cams import CamResult
+from explain import METHOD_INFO, ModelHandle
 
-ROOT = Path(__file__).resolve().parents[1]
-BUILTIN_SPECS = ("builtin:shapes", "builtin:shapes-biased")
-DEFAULT_SPEC = "builtin:shapes"
+from .sources import (  # default_model_spec: the model a new session starts on
+    ModelChoice,
+    Picture,
+    default_choice,
+    default_model_spec,
+    default_sample_set,
+    load_images_source,
+)
 
+__all__ = ["default_model_spec", "default_sample_set"]
 
-# -- configuration ------------------------------------------------------------------------------
-def data_roots() -> list[Path]:
-    """Folders the dashboard may read datasets from: ``GCE_DATA_ROOTS`` (``os.pathsep``-
-    separated), else the project's ``data`` folder and the user's home."""
-    configured = os.environ.get("GCE_DATA_ROOTS")
-    roots = configured.split(os.pathsep) if configured else [str(ROOT / "data"), "~"]
-    return [Path(r).expanduser().resolve() for r in roots if r.strip()]
+PREFIX = "gce."
 
+#: Each choice and the scopes it depends on.
+SETTINGS: dict[str, tuple[str, ...]] = {
+    "method": (),
+    "present_mode": (),
+    "alpha": (),
+    "cmap": (),
+    "methods": (),
+    "layers_scope": (),
+    "shared_scale": (),
+    "layer": ("model",),
+    "all_layers": ("model",),
+    "picture": ("images",),
+    "target": ("model", "picture"),
+    "compare_layers": ("model",),
+}
 
-def allowed_path(path: str | Path) -> Path:
-    """Resolve ``path``; raise :class:`ExplainError` unless it lies inside an allowed root."""
-    resolved = Path(path).expanduser().resolve()
-    roots = data_roots()
-    if not any(resolved == r or r in resolved.parents for r in roots):
-        raise ExplainError(
-            f"{resolved} is outside the folders this dashboard may read.",
-            hint="use a folder under "
-            + ", ".join(str(r) for r in roots)
-            + " (set GCE_DATA_ROOTS to change the list).",
-        )
-    if not resolved.exists():
-        raise ExplainError(f"{resolved} does not exist.")
-    return resolved
-
-
-# -- models -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ModelChoice:
-    """What identifies a loaded model: the spec and its weights (a key for caches)."""
-
-    spec: str
-    weights: str | None = DEFAULT
-    trust_remote_code: bool = False
-    labels_file: str | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.spec}|{self.weights}|{self.trust_remote_code}|{self.labels_file}"
-
-    @property
-    def title(self) -> str:
-        if self.weights not in (DEFAULT, None) and self.weights:
-            return f"{self.spec} + {Path(self.weights).name}"
-        return self.spec + (" (random weights)" if self.weights is None else "")
+#: Query parameters that are written and read back.
+URL_KEYS = ("model", "weights", "images", "method", "layer", "mode")
 
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=6)
-def get_model(choice: ModelChoice) -> ModelHandle:
-    """One model object per choice for every session (calls on it are serialised by its lock)."""
-    labels = None
-    if choice.labels_file:
-        labels = [
-            line.strip()
-            for line in Path(choice.labels_file).read_text().splitlines()
-            if line.strip()
-        ]
-    handle = load_model(
-        choice.spec,
-        weights=choice.weights,
-        labels=labels,
-        trust_remote_code=choice.trust_remote_code,
-    )
-    handle.layers  # noqa: B018 - the dry run happens once, here, not on first use in a page
-    return handle
+# -- the scopes ---------------------------------------------------------------------------------
+def model_choice() -> ModelChoice:
+    return st.session_state.get(PREFIX + "model") or default_choice()
 
 
-def current_choice() -> ModelChoice:
-    return st.session_state.get("model_choice", ModelChoice(DEFAULT_SPEC))
+def set_model_choice(choice: ModelChoice) -> None:
+    """Use another model: every choice in the ``model`` scope starts afresh."""
+    st.session_state[PREFIX + "model"] = choice
 
 
-def current_model() -> ModelHandle:
-    """The model chosen in the sidebar (the built-in one until the user picks another)."""
-    choice = current_choice()
-    try:
-        return get_model(choice)
-    except ExplainError as exc:  # e.g. a cached choice whose file disappeared
-        st.session_state["model_choice"] = ModelChoice(DEFAULT_SPEC)
-        st.error(str(exc))
-        return get_model(ModelChoice(DEFAULT_SPEC))
+def images_source() -> str:
+    """Where the pictures come from: a sample set id or ``"upload-<id>"``."""
+    return st.session_state.get(PREFIX + "images_source") or default_sample_set()
 
 
-def save_upload(data: bytes, suffix: str) -> str:
-    """Store uploaded bytes under a content-addressed name; return the path."""
-    folder = Path(tempfile.gettempdir()) / "gradcam-explorer-uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (hashlib.sha256(data).hexdigest()[:24] + suffix)
-    if not path.exists():
-        tmp = path.with_suffix(path.suffix + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return str(path)
+def pictures() -> list[Picture]:
+    found = st.session_state.get(PREFIX + "pictures")
+    if not found:
+        found = load_images_source(images_source())
+        if not found:  # e.g. a link to uploads this server no longer has
+            found = load_images_source(default_sample_set())
+            st.session_state[PREFIX + "images_source"] = default_sample_set()
+        st.session_state[PREFIX + "pictures"] = found
+    return found
 
 
-# -- images -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Picture:
-    """An image chosen in the sidebar."""
-
-    name: str
-    pixels: np.ndarray  # (H, W, 3) uint8 RGB
-    source: str  # "sample" or "upload"
-    label: str | None = None  # the true class, when known
-
-    @property
-    def key(self) -> str:
-        return hashlib.sha1(self.pixels.tobytes() + str(self.pixels.shape).encode()).hexdigest()
+def set_pictures(found: Sequence[Picture], source: str) -> None:
+    """Use other pictures: every choice in the ``images`` scope starts afresh."""
+    st.session_state[PREFIX + "pictures"] = list(found)
+    st.session_state[PREFIX + "images_source"] = source
 
 
-@st.cache_data(show_spinner=False)
-def shapes_samples(
-    n: int = 12, seed: int = 2024, marker: str = "none"
-) -> list[tuple[str, np.ndarray, str]]:
-    """Sample images from the built-in shapes generator: ``(name, (64, 64, 3) uint8, label)``."""
-    from explain.builtin.shapes import CLASSES, make_dataset
-
-    data = make_dataset(n, seed=seed, marker=marker)
-    suffix = "" if marker == "none" else f"-{marker}-marker"
-    return [
-        (f"{CLASSES[int(y)]}-{i}{suffix}", img, CLASSES[int(y)])
-        for i, (img, y) in enumerate(zip(data.images, data.labels, strict=True))
-    ]
+def _images_token() -> str:
+    keys = "".join(p.key for p in pictures())
+    return hashlib.sha1(keys.encode()).hexdigest()[:10]
 
 
-@st.cache_data(show_spinner=False)
-def photo_samples() -> list[tuple[str, np.ndarray]]:
-    """The two photographs that scikit-learn ships (a temple in China, a flower), offline."""
-    try:
-        from sklearn.datasets import load_sample_images
-    except ImportError:
-        return []
-    bunch = load_sample_images()
-    names = [Path(f).stem for f in bunch.filenames]
-    return list(zip(names, bunch.images, strict=True))
+def picture_index() -> int:
+    return min(max(int(get("picture", 0)), 0), len(pictures()) - 1)
 
 
-def read_upload(name: str, data: bytes) -> Picture:
-    """An uploaded file as a :class:`Picture` (raises ImageLoadError for bad files)."""
-    loaded = load_image(data)
-    return Picture(name=name, pixels=np.asarray(loaded.image), source="upload")
+def current_picture() -> Picture:
+    return pictures()[picture_index()]
 
 
-def current_pictures() -> list[Picture]:
-    pictures = st.session_state.get("pictures")
-    if not pictures:
-        pictures = [
-            Picture(name, pixels, "sample", label) for name, pixels, label in shapes_samples()[:6]
-        ]
-        st.session_state["pictures"] = pictures
-    return pictures
+def token(scope: str) -> str:
+    """The identity of a scope now (short)."""
+    if scope == "model":
+        return model_choice().token
+    if scope == "images":
+        return _images_token()
+    if scope == "picture":
+        return current_picture().key[:10]
+    raise KeyError(scope)
 
 
-# -- results ------------------------------------------------------------------------------------
-@st.cache_data(show_spinner=False, max_entries=256)
-def cams(
-    model_key: str,
-    _handle: ModelHandle,
-    image_key: str,
-    _pixels: np.ndarray,
-    method: str,
-    layers: tuple[str, ...],
-    targets: Any = None,
-    eigen_smooth: bool = False,
-    aug_smooth: bool = False,
-    _progress: Any = None,
-) -> CamResult:
-    """Maps for one image, cached by model, image, method, layers, targets and options."""
-    del model_key, image_key  # cache keys only
-    return compute_cams(
-        _handle,
-        [_pixels],
-        layers=list(layers),
-        method=method,
-        targets=targets,
-        eigen_smooth=eigen_smooth,
-        aug_smooth=aug_smooth,
-        progress=_progress,
-    )
+# -- choices ------------------------------------------------------------------------------------
+def _key(name: str) -> str:
+    scopes = SETTINGS[name]
+    return PREFIX + name + ("@" + ".".join(token(s) for s in scopes) if scopes else "")
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
-def predict(
-    model_key: str, _handle: ModelHandle, image_key: str, _pixels: np.ndarray
-) -> np.ndarray:
-    """Class probabilities ``(num_classes,)`` for one image."""
-    del model_key, image_key
-    return _handle.predict([_pixels])[0]
+def get(name: str, default: Any = None) -> Any:
+    """The choice ``name`` for the current model / images / picture."""
+    return st.session_state.get(_key(name), default)
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
-def model_view(
-    model_key: str, _handle: ModelHandle, image_key: str, _pixels: np.ndarray
-) -> np.ndarray:
-    """The image resized / cropped as the model sees it, ``(H, W, 3)`` uint8."""
-    del model_key, image_key
-    return _handle.prepare([_pixels])[0]
+def put(name: str, value: Any) -> None:
+    st.session_state[_key(name)] = value
+
+
+def widget_key(name: str, page: str = "") -> str:
+    """The key of a widget that shows choice ``name``: it names the scopes' identities, so a
+    widget drawn for another model or other images is a different widget."""
+    return "w." + (page + "." if page else "") + _key(name).removeprefix(PREFIX)
+
+
+def controlled(name: str, value: Any, page: str = "") -> tuple[str, Callable[[], None]]:
+    """Set a widget's key to the choice ``value`` and return ``(key, on_change)``; the
+    callback stores what the user picked as the choice."""
+    key = widget_key(name, page)
+    st.session_state[key] = value
+
+    def store() -> None:
+        put(name, st.session_state[key])
+
+    return key, store
+
+
+def method() -> str:
+    chosen = get("method")
+    return chosen if chosen in METHOD_INFO else "gradcam"
+
+
+def layer(handle: ModelHandle) -> str:
+    """The chosen layer if the model has it (with a map), else the model's default layer."""
+    chosen = get("layer")
+    names = {i.name for i in handle.map_layers}
+    return chosen if chosen in names else handle.default_layer
+
+
+def target(probs: Any) -> int:
+    """The class to explain: the chosen one for this model and picture, else the top class."""
+    chosen = get("target")
+    if isinstance(chosen, int) and 0 <= chosen < len(probs):
+        return chosen
+    return int(probs.argmax())
+
+
+def present_mode() -> bool:
+    return bool(get("present_mode", False))
+
+
+# -- the link -----------------------------------------------------------------------------------
+def restore_from_url(load: Callable[[ModelChoice], bool]) -> None:
+    """Once per session: take the model, images, method, layer and mode from the URL.
+
+    Args:
+        load: tries to load a model choice; returns whether it worked (it reports why not).
+    """
+    if st.session_state.get(PREFIX + "url_read"):
+        return
+    st.session_state[PREFIX + "url_read"] = True
+    params = {k: st.query_params.get(k, "") for k in URL_KEYS}
+    choice = ModelChoice.from_url(params)
+    if choice is not None and choice != model_choice():
+        load(choice)
+    source = params["images"]
+    if source and source != images_source():
+        found = load_images_source(source)
+        if found:
+            set_pictures(found, source)
+        else:
+            st.session_state[PREFIX + "notice"] = (
+                "The images this link names are not on this server (any more); the sample "
+                "images are shown instead."
+            )
+    if params["method"] in METHOD_INFO:
+        put("method", params["method"])
+    if params["layer"]:
+        put("layer", params["layer"])
+    if params["mode"] == "present":
+        put("present_mode", True)
+
+
+def sync_url(handle: ModelHandle) -> None:
+    """Write the current model, images, method and layer to the URL (only what changed)."""
+    wanted = model_choice().url_params()
+    if images_source() != default_sample_set():
+        wanted["images"] = images_source()
+    wanted["method"] = method()
+    wanted["layer"] = layer(handle)
+    if present_mode():
+        wanted["mode"] = "present"
+    current = {k: st.query_params.get(k) for k in URL_KEYS if k in st.query_params}
+    if current != wanted:
+        for k in URL_KEYS:
+            if k in st.query_params and k not in wanted:
+                del st.query_params[k]
+        st.query_params.update(wanted)

@@ -1,274 +1,216 @@
-"""Widgets shared by the pages: the sidebar's model and image pickers, layer / method / class
-selectors, overlay controls and downloads. No maths here: everything calls ``explain``."""
+"""Widgets the pages share: picture, method, layer and class selectors (each shows the session's
+choice, see :mod:`dashboard.state`), overlay controls, the colour bar, progress for the slow
+methods, and downloads that never re-run the page. No maths here: everything calls ``explain``.
+"""
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from explain import DEFAULT, METHOD_INFO, ExplainError, ModelHandle, torchvision_classifiers
-from explain.builtin import BUILTIN_MODELS
+from explain import METHOD_INFO, ModelHandle
+from explain.layers import LayerInfo
 from explain.render import COLORMAPS, overlay, to_png
+from explain.report import legend_html
 
-from .state import (
-    BUILTIN_SPECS,
-    ModelChoice,
-    Picture,
-    current_choice,
-    current_pictures,
-    get_model,
-    photo_samples,
-    read_upload,
-    save_upload,
-    shapes_samples,
-)
+from . import state
+from .results import Progress
+from .sidebar import Context, page, show_error, sidebar
+from .sources import Picture
 
-SOURCES = ("Built-in", "torchvision", "Hugging Face", "Your weights")
-
-
-def show_error(exc: BaseException) -> None:
-    """A clear message in the page; the app keeps running."""
-    text = str(exc)
-    message, _, hint = text.partition("\nTry: ")
-    st.error(message + (f"\n\n**What to do:** {hint}" if hint else ""), icon=":material/warning:")
-
-
-def _try_load(choice: ModelChoice) -> None:
-    """Button callback (runs before the page): load, or keep the old model and remember why."""
-    st.session_state["model_error"] = None
-    try:
-        get_model(choice)
-    except ExplainError as exc:
-        st.session_state["model_error"] = exc
-        return
-    except (OSError, RuntimeError, ValueError) as exc:  # never let a load crash the app
-        st.session_state["model_error"] = ExplainError(f"Loading {choice.title} failed: {exc}")
-        return
-    st.session_state["model_choice"] = choice
+__all__ = [
+    "Context",
+    "class_select",
+    "colour_bar",
+    "downloads",
+    "layer_select",
+    "legend_and_controls",
+    "method_progress",
+    "method_select",
+    "overlay_controls",
+    "page",
+    "picture_select",
+    "prediction_chart",
+    "show_error",
+    "sidebar",
+]
 
 
-def _load_builtin() -> None:
-    _try_load(ModelChoice(st.session_state["builtin_spec"]))
-
-
-def _load_torchvision() -> None:
-    weights = DEFAULT if st.session_state.get("tv_pretrained", True) else None
-    _try_load(ModelChoice(f"torchvision:{st.session_state['tv_name']}", weights))
-
-
-def _load_hf() -> None:
-    ref = st.session_state.get("hf_ref", "").strip()
-    _try_load(ModelChoice(f"hf:{ref}", DEFAULT, bool(st.session_state.get("hf_trust"))))
-
-
-def _load_own() -> None:
-    upload = st.session_state.get("own_weights")
-    if upload is None:
-        return
-    labels = st.session_state.get("own_labels")
-    path = save_upload(upload.getvalue(), Path(upload.name).suffix)
-    labels_path = save_upload(labels.getvalue(), ".txt") if labels is not None else None
-    _try_load(ModelChoice(f"torchvision:{st.session_state['own_arch']}", path, False, labels_path))
-
-
-def model_picker() -> None:
-    """Sidebar: choose the model. The previous model stays in use until a new one loads."""
-    choice = current_choice()
-    st.sidebar.markdown(f"**Model:** `{choice.title}`")
-    with st.sidebar.expander("Change model", expanded=False):
-        source = st.radio("Source", SOURCES, horizontal=True, key="model_source")
-        if source == "Built-in":
-            spec = st.selectbox(
-                "Built-in model",
-                BUILTIN_SPECS,
-                format_func=lambda s: s.split(":", 1)[1],
-                key="builtin_spec",
-            )
-            st.caption(BUILTIN_MODELS[spec.split(":", 1)[1]])
-            st.button("Use this model", key="load_builtin", on_click=_load_builtin)
-        elif source == "torchvision":
-            names = torchvision_classifiers()
-            st.selectbox(
-                "Architecture (type to search)", names, index=names.index("resnet50"), key="tv_name"
-            )
-            st.toggle(
-                "ImageNet weights (downloaded once, then cached)", value=True, key="tv_pretrained"
-            )
-            st.button("Load", key="load_tv", on_click=_load_torchvision)
-        elif source == "Hugging Face":
-            ref = st.text_input(
-                "Hub id or local folder", placeholder="microsoft/resnet-50", key="hf_ref"
-            )
-            st.checkbox("Run the repository's own code (only if you trust it)", key="hf_trust")
-            st.button("Load", key="load_hf", disabled=not ref.strip(), on_click=_load_hf)
-        else:
-            names = torchvision_classifiers()
-            st.selectbox("Architecture", names, index=names.index("resnet18"), key="own_arch")
-            upload = st.file_uploader(
-                "Weights (.pth, .pt, .safetensors)",
-                type=["pth", "pt", "bin", "safetensors", "th", "ckpt"],
-                key="own_weights",
-            )
-            st.file_uploader("Class names, one per line (optional)", type=["txt"], key="own_labels")
-            st.button("Load", key="load_own", disabled=upload is None, on_click=_load_own)
-    error = st.session_state.pop("model_error", None)
-    if error is not None:
-        show_error(error)  # shown once, where the user just acted
-
-
-def _use_uploads(files: Sequence) -> None:
-    """Read new uploads once; bad files are reported (in the page) and skipped."""
-    signature = [(f.name, f.size) for f in files]
-    if signature == st.session_state.get("upload_signature"):
-        return
-    st.session_state["upload_signature"] = signature
-    good, bad = [], []
-    for f in files:
-        try:
-            good.append(read_upload(f.name, f.getvalue()))
-        except ExplainError as exc:
-            bad.append(f"{f.name}: {str(exc).splitlines()[0]}")
-    st.session_state["upload_errors"] = bad
-    if good:
-        st.session_state["pictures"] = good
-        st.session_state["picture_index"] = 0
-
-
-def _use_samples(pictures: list[Picture]) -> None:
-    st.session_state["pictures"] = pictures
-    st.session_state["picture_index"] = 0
-    st.session_state["upload_errors"] = []
-
-
-def image_picker() -> list[Picture]:
-    """Sidebar: upload images or pick samples; returns the chosen pictures."""
-    with st.sidebar.expander("Images", expanded=False):
-        files = st.file_uploader("Drop images here", accept_multiple_files=True, key="uploads")
-        if files:
-            _use_uploads(files)
-        st.markdown("Or use samples:")
-        cols = st.columns(3)
-        if cols[0].button("Shapes", key="samples_shapes"):
-            _use_samples([Picture(n, p, "sample", lab) for n, p, lab in shapes_samples()])
-        if cols[1].button(
-            "Shapes + marker",
-            key="samples_marker",
-            help="With the corner marker the biased model relies on",
-        ):
-            _use_samples(
-                [Picture(n, p, "sample", lab) for n, p, lab in shapes_samples(marker="class")]
-            )
-        photos = photo_samples()
-        if photos and cols[2].button("Photos", key="samples_photos"):
-            _use_samples([Picture(n, p, "sample") for n, p in photos])
-    for line in st.session_state.get("upload_errors", []):
-        st.warning(f"Skipped {line}", icon=":material/warning:")
-    pictures = current_pictures()
-    st.sidebar.caption(f"{len(pictures)} image(s) selected")
-    st.sidebar.image([p.pixels for p in pictures[:12]], width=44)
-    return pictures
-
-
-def picture_select(pictures: Sequence[Picture], key: str = "picture_index") -> Picture:
-    """Choose one of the pictures (thumbnails + a selector)."""
-    names = [p.name for p in pictures]
-    index = min(st.session_state.get(key, 0), len(pictures) - 1)
-    index = st.selectbox(
+def picture_select(pictures: Sequence[Picture], page: str) -> Picture:
+    """Choose one of the pictures; the choice holds on every page."""
+    key, on_change = state.controlled("picture", state.picture_index(), page)
+    st.selectbox(
         "Image",
         range(len(pictures)),
-        index=index,
-        format_func=lambda i: names[i],
-        key=f"{key}_select",
-    )
-    st.session_state[key] = index
-    return pictures[index]
-
-
-def layer_select(handle: ModelHandle, key: str, label: str = "Layer") -> str:
-    """One layer with a map; the usual Grad-CAM layer preselected."""
-    infos = handle.map_layers
-    names = [i.name for i in infos]
-    describe = {i.name: i.describe() for i in infos}
-    default = names.index(handle.default_layer) if handle.default_layer in names else 0
-    return st.selectbox(
-        label,
-        names,
-        index=default,
-        format_func=lambda n: describe[n],
+        format_func=lambda i: pictures[i].name,
         key=key,
-        help="Every module with a spatial (or token-grid) output, by its path.",
+        on_change=on_change,
     )
+    return state.current_picture()
 
 
-def method_select(key: str, default: str = "gradcam", methods: Sequence[str] | None = None) -> str:
+def method_select(page: str, methods: Sequence[str] | None = None) -> str:
+    """Choose the method (one choice for the session, kept in the URL)."""
     names = list(methods or METHOD_INFO)
+    current = state.method()
+    key, on_change = state.controlled("method", current if current in names else names[0], page)
     return st.selectbox(
         "Method",
         names,
-        index=names.index(default),
         format_func=lambda m: METHOD_INFO[m].title,
         key=key,
+        on_change=on_change,
     )
 
 
-def class_select(handle: ModelHandle, probs: np.ndarray, key: str) -> int:
-    """The class to explain: click one of the top 5, or search any class by name."""
-    top = np.argsort(-probs)[:5]
-    options = [int(i) for i in top]
-    picked = st.pills(
-        "Explain the class",
-        options,
-        default=options[0],
-        key=f"{key}_top",
-        format_func=lambda i: f"{handle.labels[i]} ({probs[i]:.0%})",
-    )
-    other = st.selectbox(
-        "…or any class",
-        range(handle.num_classes),
-        index=None,
-        format_func=lambda i: handle.labels[i],
-        key=f"{key}_any",
-        placeholder="Search a class by name",
-    )
-    if other is not None:
-        return int(other)
-    return int(picked if picked is not None else options[0])
+def layer_label(info: LayerInfo) -> str:
+    """``"layer3 · 128×8×8 (Sequential)"``: the name first, then what it outputs."""
+    if info.grid is None:
+        return info.describe()
+    tokens = " tokens" if info.kind == "tokens" else ""
+    return f"{info.name} · {info.channels}×{info.grid[0]}×{info.grid[1]}{tokens} ({info.type})"
 
 
-def method_progress(container, method: str):
-    """For the slow (perturbation) methods, a progress bar in ``container``; returns the
-    ``progress(done, total, message)`` callback for ``compute_cams`` and a function that
-    removes the bar."""
+def short_layers(handle: ModelHandle) -> list[str]:
+    """The layers to offer first: the last block of each stage, ending with the default
+    layer (no BatchNorm / ReLU / conv rows)."""
+    names = {i.name for i in handle.map_layers}
+    short = [n for n in handle.stage_layers() if n in names]
+    if handle.default_layer not in short:
+        short.append(handle.default_layer)
+    return short
+
+
+def layer_select(handle: ModelHandle, page: str) -> str:
+    """Choose the layer: the stages first, every layer one click away (the toggle)."""
+    infos = {i.name: i for i in handle.map_layers}
+    short = short_layers(handle)
+    chosen = state.layer(handle)
+    every = bool(state.get("all_layers", False)) or chosen not in short
+    names = list(infos) if every else short
+    key, on_change = state.controlled("layer", chosen, page)
+    value = st.selectbox(
+        "Layer",
+        names,
+        format_func=lambda n: layer_label(infos[n]),
+        key=key,
+        on_change=on_change,
+        help="The stages of the network, shallow to deep; switch on “every layer” for all "
+        "modules with a spatial (or token-grid) output.",
+    )
+    toggle_key, _ = state.controlled("all_layers", every, page)
+
+    def on_toggle() -> None:
+        on = bool(st.session_state[toggle_key])
+        state.put("all_layers", on)
+        if not on and state.layer(handle) not in short:
+            state.put("layer", handle.default_layer)
+
+    st.toggle(f"Every layer ({len(infos)})", key=toggle_key, on_change=on_toggle)
+    return value
+
+
+def class_select(handle: ModelHandle, probs: np.ndarray, page: str) -> int:
+    """The class to explain: one of the five most probable (pills), or any class by name.
+
+    Both widgets show the class explained: the pill is lit when it is one of the five, and the
+    box names it always. The choice belongs to this model and picture.
+    """
+    top = [int(i) for i in np.argsort(-probs)[:5]]
+    target = state.target(probs)
+    pills_key = state.widget_key("target", page + ".top")
+    any_key = state.widget_key("target", page + ".any")
+    st.session_state[pills_key] = target if target in top else None
+    st.session_state[any_key] = target
+
+    def picked(key: str) -> Callable[[], None]:
+        def on_change() -> None:
+            value = st.session_state[key]
+            if value is not None:  # clicking the lit pill again keeps the class
+                state.put("target", int(value))
+
+        return on_change
+
+    with st.container(horizontal=True, gap="medium", vertical_alignment="bottom"):
+        st.pills(
+            "Explain the class",
+            top,
+            key=pills_key,
+            on_change=picked(pills_key),
+            format_func=lambda i: f"{handle.labels[i]} ({probs[i]:.0%})",
+        )
+        st.selectbox(
+            "…or any class",
+            range(handle.num_classes),
+            key=any_key,
+            on_change=picked(any_key),
+            format_func=lambda i: handle.labels[i],
+            placeholder="Search a class by name",
+            width=240,
+        )
+    return target
+
+
+def method_progress(container, method: str) -> tuple[Progress, Callable[[], None]]:
+    """For the slow (perturbation) methods, a ``progress(done, total, message)`` callback that
+    draws a bar in ``container`` when first called (a stored result draws nothing), and a
+    function that removes the bar."""
+    slot = container.empty()
+    title = METHOD_INFO[method].title
+    slow = METHOD_INFO[method].kind == "perturbation"
     bar = None
-    if METHOD_INFO[method].kind == "perturbation":
-        bar = container.progress(0.0, text=f"{METHOD_INFO[method].title}…")
 
     def report(done: int, total: int, message: str) -> None:
-        if bar is not None:
-            bar.progress(min(1.0, done / max(total, 1)), text=message)
+        nonlocal bar
+        if not slow:
+            return
+        text = f"{title}: {message}" if message else f"{title}…"
+        if bar is None:
+            bar = slot.progress(0.0, text=text)
+        bar.progress(min(1.0, done / max(total, 1)), text=text)
 
-    def clear() -> None:
-        if bar is not None:
-            bar.empty()
-
-    return report, clear
+    return report, slot.empty
 
 
-def overlay_controls(key: str) -> tuple[float, str]:
-    """Opacity and colour map: changing them never runs the model."""
+def overlay_controls(page: str) -> tuple[float, str]:
+    """Opacity and colour map (one choice for the session): they never run the model."""
     cols = st.columns(2)
-    alpha = cols[0].slider("Opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key}_alpha")
-    cmap = cols[1].selectbox("Colours", COLORMAPS, key=f"{key}_cmap")
+    alpha = float(state.get("alpha", 0.5))
+    key, on_change = state.controlled("alpha", alpha, page)
+    alpha = cols[0].slider("Opacity", 0.0, 1.0, step=0.05, key=key, on_change=on_change)
+    cmap = state.get("cmap", "jet")
+    key, on_change = state.controlled("cmap", cmap if cmap in COLORMAPS else "jet", page)
+    cmap = cols[1].selectbox("Colours", COLORMAPS, key=key, on_change=on_change)
     return alpha, cmap
 
 
-def prediction_chart(handle: ModelHandle, probs: np.ndarray, k: int = 5) -> go.Figure:
-    top = np.argsort(-probs)[:k][::-1]
+def colour_bar(cmap: str, where=st) -> None:
+    """What the colours mean: "dark blue = mattered least … red = mattered most"."""
+    where.html(legend_html(cmap))
+
+
+def legend_and_controls(cmap: str, page: str) -> None:
+    """The colour bar beside the opacity and colour controls (stacked when narrow)."""
+    with st.container(horizontal=True, gap="large", vertical_alignment="center"):
+        with st.container(width=420):
+            colour_bar(cmap)
+        with st.container(width=380):
+            overlay_controls(page)
+
+
+def prediction_chart(
+    handle: ModelHandle, probs: np.ndarray, k: int = 5, explained: int | None = None
+) -> go.Figure:
+    """The ``k`` most probable classes as bars; the class explained in the page's colour."""
+    top = list(np.argsort(-probs)[:k][::-1])
+    if explained is not None and explained not in top:
+        top = [explained, *top[1:]]
+    colours = ["#d6336c" if i == explained else "#adb5bd" for i in top]
     fig = go.Figure(
         go.Bar(
             x=probs[top],
@@ -276,11 +218,12 @@ def prediction_chart(handle: ModelHandle, probs: np.ndarray, k: int = 5) -> go.F
             orientation="h",
             text=[f"{probs[i]:.1%}" for i in top],
             textposition="auto",
-            marker_color="#d6336c",
+            marker_color=colours,
+            hovertemplate="%{y}: %{x:.1%}<extra></extra>",
         )
     )
     fig.update_layout(
-        height=60 + 36 * len(top),
+        height=60 + 34 * len(top),
         margin=dict(l=10, r=10, t=10, b=10),
         xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
     )
@@ -294,54 +237,38 @@ def downloads(
     summary: dict,
     alpha: float,
     cmap: str,
-    key: str,
+    page: str,
 ) -> None:
-    cols = st.columns(3)
-    cols[0].download_button(
+    """Overlay PNG, map .npy and summary JSON. Files are made when clicked and the page is not
+    run again (a download never recomputes anything)."""
+    row = st.container(horizontal=True, gap="small")
+    row.download_button(
         "Overlay (PNG)",
-        to_png(overlay(picture, heat, alpha, cmap)),
+        lambda: to_png(overlay(picture, heat, alpha, cmap)),
         file_name=f"{stem}_overlay.png",
         mime="image/png",
-        key=f"{key}_png",
+        key=f"w.{page}.png",
+        on_click="ignore",
     )
-    buffer = _npy_bytes(heat)
-    cols[1].download_button(
+    row.download_button(
         "Map (.npy)",
-        buffer,
+        lambda: _npy_bytes(heat),
         file_name=f"{stem}_map.npy",
         mime="application/octet-stream",
-        key=f"{key}_npy",
+        key=f"w.{page}.npy",
+        on_click="ignore",
     )
-    cols[2].download_button(
+    row.download_button(
         "Summary (JSON)",
-        json.dumps(summary, indent=2),
+        lambda: json.dumps(summary, indent=2),
         file_name=f"{stem}_summary.json",
         mime="application/json",
-        key=f"{key}_json",
+        key=f"w.{page}.json",
+        on_click="ignore",
     )
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
-    import io
-
     buf = io.BytesIO()
     np.save(buf, np.asarray(array, np.float32))
     return buf.getvalue()
-
-
-def sidebar() -> tuple[ModelHandle, list[Picture], str]:
-    """The shared sidebar of every page: model and images. Returns the model, the chosen
-    pictures and the model's cache key."""
-    from .state import current_model
-
-    model_picker()
-    pictures = image_picker()
-    return current_model(), pictures, current_choice().key
-
-
-def page(title: str, caption: str) -> tuple[ModelHandle, list[Picture], str]:
-    """The sidebar, then the page's title and a one-line explanation under it."""
-    handle, pictures, model_key = sidebar()
-    st.title(title)
-    st.caption(caption)
-    return handle, pictures, model_key

@@ -255,6 +255,54 @@ def small_multiples(
     return fig
 
 
+def focus(
+    fig: go.Figure,
+    keep: Sequence[int] | np.ndarray | None = None,
+    highlight: Sequence[int] | np.ndarray | None = None,
+    *,
+    faded_opacity: float = 0.12,
+) -> go.Figure:
+    """Restrict and highlight the points of a figure from :func:`scatter` or
+    :func:`small_multiples`, by their row in the activations (``customdata[0]``), in every
+    panel at once: a selection made in one layer's panel lights up the same images in all.
+
+    Args:
+        fig: the figure (changed in place and returned).
+        keep: rows to draw (``None``: all); the others are removed from every trace.
+        highlight: rows shown as selected (full colour); the others are faded.
+        faded_opacity: opacity of the points not highlighted.
+    """
+    keep_set = None if keep is None else {int(r) for r in keep}
+    lit = None if highlight is None else {int(r) for r in highlight}
+    for trace in fig.data:
+        custom = trace.customdata
+        if custom is None or not len(custom):
+            continue
+        rows = np.array([int(c[0]) for c in custom])
+        if keep_set is not None:
+            mask = np.array([r in keep_set for r in rows], dtype=bool)
+            update: dict[str, Any] = {"customdata": np.asarray(custom, dtype=object)[mask]}
+            for axis in ("x", "y", "z"):
+                values = getattr(trace, axis, None)
+                if values is not None:
+                    update[axis] = np.asarray(values)[mask]
+            color = trace.marker.color
+            if color is not None and not isinstance(color, str) and len(color) == len(rows):
+                update["marker"] = {"color": np.asarray(color)[mask]}
+            trace.update(update)
+            rows = rows[mask]
+        if lit is not None and trace.type == "scatter3d":  # no selection state in 3-D: size
+            base = trace.marker.size if isinstance(trace.marker.size, int | float) else 4
+            trace.update(marker={"size": [base * 2 if r in lit else base * 0.6 for r in rows]})
+        elif lit is not None:
+            trace.update(
+                selectedpoints=[i for i, r in enumerate(rows) if r in lit],
+                unselected={"marker": {"opacity": faded_opacity}},
+                selected={"marker": {"opacity": 1.0}},
+            )
+    return fig
+
+
 def cka_heatmap(
     names: Sequence[str], matrix: np.ndarray, *, title: str = "Linear CKA between layers"
 ) -> go.Figure:

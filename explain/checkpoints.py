@@ -80,6 +80,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             f"{path} is a folder; expected a weights file.",
             hint="for a Hugging Face folder use the spec 'hf:/path/to/folder'.",
         )
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path.name} is empty (0 bytes).", hint="save or upload it again.")
     if path.suffix == ".safetensors" or _looks_like_safetensors(path):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -88,6 +90,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             return load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
             raise WeightsError(f"{path.name} is not a readable safetensors file: {exc}") from exc
+    _check_torch_file(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -105,6 +108,23 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
         ) from exc
     return unwrap_checkpoint(obj, path.name)
+
+
+def _check_torch_file(path: Path) -> None:
+    """Refuse, with the real reason, a file that cannot be a ``torch.save`` file: an empty one,
+    or one that is neither a zip archive (PyTorch >= 1.6) nor a binary pickle (older)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise WeightsError(f"{path.name} cannot be read: {exc.strerror or exc}") from exc
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise WeightsError(
+            f"{path.name} is not a PyTorch weights file (neither a torch.save file nor "
+            "safetensors).",
+            hint="save the weights with torch.save(model.state_dict(), 'weights.pth') or as "
+            ".safetensors.",
+        )
 
 
 def _looks_like_safetensors(path: Path) -> bool:

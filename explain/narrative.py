@@ -23,6 +23,18 @@ HIGH_COLOUR = {
     "gray": "white",
 }
 
+#: The colour in which each colour map shows its lowest values.
+LOW_COLOUR = {
+    "jet": "dark blue",
+    "turbo": "dark blue",
+    "inferno": "black",
+    "viridis": "dark purple",
+    "magma": "black",
+    "plasma": "dark blue",
+    "hot": "black",
+    "gray": "black",
+}
+
 _REGIONS = (
     ("upper left", "top", "upper right"),
     ("left side", "centre", "right side"),
@@ -62,6 +74,14 @@ def focus_of(heat: np.ndarray) -> Focus | None:
     pr, pc = np.unravel_index(int(m.argmax()), m.shape)
     spread = float((m >= 0.5 * m.max()).mean())
     return Focus(name, float(cells[r, c]), spread, (pr / max(h - 1, 1), pc / max(w - 1, 1)))
+
+
+def legend_words(cmap: str = "jet") -> tuple[str, str]:
+    """What the two ends of a colour map mean, in words:
+    ``("dark blue = mattered least", "red = mattered most")`` for ``"jet"``."""
+    low = LOW_COLOUR.get(cmap, "the darkest colour")
+    high = HIGH_COLOUR.get(cmap, "the brightest colour")
+    return f"{low} = mattered least", f"{high} = mattered most"
 
 
 def _percent(probability: float) -> str:

@@ -37,6 +37,33 @@ def colormap_lut(name: str) -> np.ndarray:
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
+def colormap_css(name: str, stops: int = 11) -> str:
+    """The colour map as a CSS ``linear-gradient`` from low (left) to high (right)."""
+    lut = colormap_lut(name)
+    parts = []
+    for k in range(stops):
+        r, g, b = (int(v) for v in lut[round(k * 255 / (stops - 1))])
+        parts.append(f"rgb({r},{g},{b}) {100 * k / (stops - 1):.0f}%")
+    return "linear-gradient(90deg, " + ", ".join(parts) + ")"
+
+
+def common_scale(raw: dict[str, np.ndarray], size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Maps of several layers on one colour scale: each ``(h, w)`` raw map (negative parts
+    cut to 0) is resized to ``size = (H, W)`` and divided by the largest value over all of
+    them, so the same colour means the same strength in every layer.
+
+    Returns:
+        layer -> ``(H, W)`` float32 in [0, 1] (all zero when every map is zero).
+    """
+    resized = {
+        k: np.clip(resize_map(np.asarray(v, np.float32), size), 0, None) for k, v in raw.items()
+    }
+    top = max((float(m.max(initial=0.0)) for m in resized.values()), default=0.0)
+    if top <= 0 or not np.isfinite(top):
+        return {k: np.zeros(size, np.float32) for k in resized}
+    return {k: (m / top).astype(np.float32) for k, m in resized.items()}
+
+
 def resize_map(heat: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a ``(h, w)`` float map to ``size = (H, W)`` (NaN read as 0)."""
     heat = np.nan_to_num(np.asarray(heat, dtype=np.float32), nan=0.0)  # NaN would spread

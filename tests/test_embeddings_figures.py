@@ -12,6 +12,7 @@ from embeddings.collect import Activations
 from embeddings.figures import (
     CORRECT_COLORS,
     cka_heatmap,
+    focus,
     html_page,
     metrics_chart,
     scatter,
@@ -115,6 +116,40 @@ def test_small_multiples_depth_order_shared_colours_one_legend():
     np.testing.assert_allclose(first[0].x, layouts["stage1"][_rows(fig)[0], 0])
     fig3d = small_multiples(acts, {k: np.zeros((30, 3)) for k in layouts}, "correct", cols=1)
     assert fig3d.layout.scene2 is not None and all(isinstance(t, go.Scatter3d) for t in fig3d.data)
+
+
+def test_focus_highlights_the_same_rows_in_every_panel_and_keeps_only_some():
+    acts = _acts()
+    rng = np.random.default_rng(3)
+    layouts = {"stage1": rng.normal(size=(30, 2)), "stage2": rng.normal(size=(30, 2))}
+    chosen = [0, 4, 7, 29]
+    fig = focus(small_multiples(acts, layouts, "label"), highlight=chosen)
+    for axis in ("x", "x2"):
+        lit = [
+            int(trace.customdata[i][0])
+            for trace in fig.data
+            if trace.xaxis == axis
+            for i in trace.selectedpoints
+        ]
+        assert sorted(lit) == chosen  # the same images, whichever panel they were picked in
+    assert all(t.unselected.marker.opacity == pytest.approx(0.12) for t in fig.data)
+    keep = [1, 2, 3, 29]
+    kept = focus(small_multiples(acts, layouts, "confidence"), keep=keep, highlight=[2])
+    for trace in kept.data:
+        rows = [int(c[0]) for c in trace.customdata]
+        assert rows == keep
+        stage = "stage1" if trace.xaxis == "x" else "stage2"
+        np.testing.assert_allclose(trace.x, layouts[stage][keep, 0])
+        np.testing.assert_allclose(trace.marker.color, acts.confidence[keep])
+        assert list(trace.selectedpoints) == [1]
+    flat = focus(small_multiples(acts, {k: np.zeros((30, 3)) for k in layouts}), highlight=[5])
+    sizes = [
+        s for t in flat.data for s, c in zip(t.marker.size, t.customdata, strict=True) if c[0] == 5
+    ]
+    others = {
+        s for t in flat.data for s, c in zip(t.marker.size, t.customdata, strict=True) if c[0] != 5
+    }
+    assert len(sizes) == 2 and min(sizes) > max(others)  # 3-D: larger points, no selection state
 
 
 def test_cka_heatmap_metrics_chart_and_page():

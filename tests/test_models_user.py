@@ -135,6 +135,14 @@ def test_missing_corrupt_and_empty_files(tmp_path):
     garbage.write_bytes(b"\x00" * 64)
     with pytest.raises(WeightsError, match="not a readable safetensors"):
         read_state_dict(garbage)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"12345678")  # not a pickle, not a zip: said so, not "Python objects"
+    with pytest.raises(WeightsError, match=r"^junk.pth is not a PyTorch weights file"):
+        read_state_dict(junk)
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(WeightsError, match=r"^empty.pth is empty \(0 bytes\)"):
+        read_state_dict(empty)
     old_pickle = tmp_path / "old.pkl"
     old_pickle.write_bytes(pickle.dumps([1, 2, 3]) + b"junk")
     with pytest.raises(WeightsError):

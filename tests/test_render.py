@@ -12,7 +12,9 @@ from PIL import Image
 from explain.render import (
     COLORMAPS,
     colorize,
+    colormap_css,
     colormap_lut,
+    common_scale,
     draw_contours,
     gradient_image,
     grid,
@@ -295,3 +297,42 @@ def test_integer_images_are_not_rescaled():
 def test_masked_image_rounds():
     out = masked_image(np.full((1, 1, 3), 255, np.uint8), np.zeros((1, 1)), dim=0.25)
     assert (out == 64).all()  # 63.75
+
+
+def test_common_scale_puts_every_layer_on_one_scale():
+    small = np.array([[0.0, 1.0], [2.0, -3.0]], np.float32)  # negative parts are cut to 0
+    large = np.full((4, 4), 8.0, np.float32)
+    scaled = common_scale({"early": small, "late": large}, (4, 4))
+    assert scaled["late"].shape == scaled["early"].shape == (4, 4)
+    np.testing.assert_allclose(scaled["late"], 1.0)
+    assert scaled["early"].max() <= 2.0 / 8.0 + 1e-6 and scaled["early"].min() >= 0.0
+    zeros = common_scale({"a": np.zeros((2, 2)), "b": -np.ones((2, 2))}, (3, 3))
+    assert all(np.all(m == 0) and m.shape == (3, 3) for m in zeros.values())
+
+
+def test_colormap_css_runs_from_low_to_high():
+    lut = colormap_lut("jet")
+    stops = [
+        f"rgb({','.join(str(int(v)) for v in lut[i])}) {p}%"
+        for i, p in ((0, 0), (128, 50), (255, 100))
+    ]
+    assert colormap_css("jet", stops=3) == "linear-gradient(90deg, " + ", ".join(stops) + ")"
+    assert stops[0].startswith("rgb(0,0,") and stops[-1].startswith("rgb(128,0,0)")  # blue to red
+
+
+def test_presentation_has_legend_model_date_and_opens_on_a_slide():
+    from explain.narrative import legend_words
+    from explain.report import Slide, legend_html, presentation_html
+
+    assert legend_words("jet") == ("dark blue = mattered least", "red = mattered most")
+    assert legend_words("inferno")[1] == "bright yellow = mattered most"
+    assert "red = mattered most" in legend_html("jet") and colormap_css("jet") in legend_html()
+    slides = [
+        Slide(f"Slide {i}", f"Sentence {i} <b>", np.zeros((8, 8, 3), np.uint8)) for i in range(3)
+    ]
+    html = presentation_html(slides, model="builtin:shapes", date="3 December 2026", start=4)
+    assert "Model: builtin:shapes · 3 December 2026" in html
+    assert html.count("red = mattered most") == 3 and "show(1);" in html  # 4 % 3 slides
+    assert "Sentence 0 &lt;b&gt;" in html  # text is escaped
+    bare = presentation_html(slides, cmap=None)
+    assert "mattered most" not in bare and "show(0);" in bare

@@ -4,17 +4,15 @@ check, each next to a random and a centred-Gaussian baseline), and a bias finder
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import state
+from dashboard import results, scores, sources, state
 from dashboard.widgets import page, show_error
 from explain import METHOD_INFO, ExplainError
 from explain.evaluation import METRICS, evaluate, find_bias, shapes_bias_study
 from explain.render import overlay
 
-ARROW = {"higher": "↑", "lower": "↓"}
 QUICK_METRICS = [
     "deletion",
     "insertion",
@@ -24,36 +22,57 @@ QUICK_METRICS = [
     "energy_pointing_game",
 ]
 
-handle, pictures, model_key = page(
+ctx = page(
     "Evaluate explanations",
     "A map is only worth showing if it is faithful to the model, lands on the object, "
     "and changes when the model changes. Every score sits next to what a random map "
     "and a plain centred blob would get.",
 )
+handle, pictures, model_key = ctx.handle, ctx.pictures, ctx.model_key
 
 leaderboard_tab, bias_tab = st.tabs(["Leaderboard", "Bias finder"])
+BIAS_EXAMPLES = (1, 3)  # a square and a star of the held-out split
 
 
-def _leaderboard(summary: pd.DataFrame) -> pd.DataFrame:
-    """Methods (and baselines) x metrics, means, with the direction in each column name."""
-    rows = summary.copy()
-    rows["who"] = np.where(
-        rows["layer"].astype(str) != "",
-        rows["method"].map(lambda m: METHOD_INFO[m].title if m in METHOD_INFO else m)
-        + " @ "
-        + rows["layer"].astype(str),
-        rows["method"] + " (baseline)",
+def _bias_pictures() -> None:
+    """The demonstration in pictures: the same shapes with and without the marker, as each
+    model explains them (Grad-CAM at its default layer)."""
+    from explain.builtin.shapes import CLASSES, make_sample
+
+    st.markdown("**The same images with and without the marker, as each model sees them**")
+    samples = [
+        (make_sample(i, 1000, marker=marker), marker)
+        for i in BIAS_EXAMPLES
+        for marker in ("class", "none")
+    ]
+    for spec, title in scores.BIAS_MODELS.items():
+        model = sources.get_model(sources.ModelChoice(spec))
+        key = sources.ModelChoice(spec).key
+        cols = st.columns([0.9] + [1] * len(samples), vertical_alignment="center")
+        cols[0].markdown(f"**{title}**  \n`{spec}`")
+        for col, (sample, marker) in zip(cols[1:], samples, strict=True):
+            picture = sources.Picture.of("bias", sample.image)
+            probs = results.predict(key, model, picture)
+            result = results.cams(key, model, picture, "gradcam", (model.default_layer,))
+            top = int(probs.argmax())
+            verdict = "✓" if top == sample.label else "✗"
+            col.image(
+                overlay(picture.pixels, result.maps[model.default_layer][0], 0.5),
+                width="stretch",
+                caption=f"{'with' if marker == 'class' else 'no'} marker · a "
+                f"{CLASSES[sample.label]} · answer: {model.labels[top]} {probs[top]:.0%} {verdict}",
+            )
+    st.caption(
+        "Red = where the map says the model looked. The biased model looks at the corner "
+        "marker and loses its answer when the marker is gone; the clean model looks at the shape."
     )
-    table = rows.pivot_table(index="who", columns="metric", values="mean", sort=False)
-    table.columns = [f"{METRICS[c].title} {ARROW[METRICS[c].direction]}" for c in table.columns]
-    return table
 
 
 def _curve_figure(result, metric: str) -> go.Figure:
     frame = result.mean_curves(metric)
     fig = go.Figure()
     for (method, layer), part in frame.groupby(["method", "layer"], sort=False):
-        name = f"{METHOD_INFO[method].title} @ {layer}" if method in METHOD_INFO else method
+        name = scores.who(method, layer)
         x = part["x"]
         if metric.startswith("sanity_") and result.stages:
             x = [
@@ -73,7 +92,8 @@ def _curve_figure(result, metric: str) -> go.Figure:
     fig.update_layout(
         height=340,
         margin=dict(l=10, r=10, t=40, b=10),
-        title=f"{info.title} ({ARROW[info.direction]} is better)",
+        title=f"{info.title} ({scores.ARROW[info.direction]} is better)",
+        legend=dict(orientation="h", y=-0.3),
         yaxis_title="score"
         if not metric.startswith("sanity_")
         else "similarity to the original map",
@@ -105,14 +125,14 @@ with leaderboard_tab:
                 "Layers",
                 [i.name for i in handle.map_layers],
                 default=[handle.default_layer],
-                key="eval_layers",
+                key=f"eval_layers@{state.token('model')}",  # each model offers its own
             )
         with cols[2]:
             metrics = st.multiselect(
                 "Metrics",
                 list(METRICS),
                 default=QUICK_METRICS,
-                format_func=lambda m: f"{METRICS[m].title} {ARROW[METRICS[m].direction]}",
+                format_func=lambda m: f"{METRICS[m].title} {scores.ARROW[METRICS[m].direction]}",
                 key="eval_metrics",
                 help="The randomisation check re-randomises copies of the model: slower.",
             )
@@ -128,7 +148,7 @@ with leaderboard_tab:
                 data = (
                     "builtin:shapes"
                     if source.startswith("Built-in")
-                    else (state.allowed_path(folder.strip()) if folder.strip() else None)
+                    else (sources.allowed_path(folder.strip()) if folder.strip() else None)
                 )
                 if data is None:
                     raise ExplainError("Type the path of a folder first.")
@@ -161,18 +181,27 @@ with leaderboard_tab:
         for note in result.notes:
             st.caption(note)
         st.subheader("Leaderboard")
-        st.caption("Means over images. ↑: higher is better; ↓: lower is better.")
+        st.caption(
+            "Means over images. ↑: higher is better; ↓: lower is better. The best value of "
+            "each column is highlighted in green. Hover a column name for what it measures."
+        )
+        board = scores.scaled(result.summary, "mean")
         st.dataframe(
-            _leaderboard(result.summary).style.format("{:.3f}"),
+            scores.styled(board),
             width="stretch",
             key="eval_leaderboard",
+            column_config={
+                m: st.column_config.NumberColumn(scores.column(m), help=METRICS[m].description)
+                for m in board.columns
+            },
         )
         st.download_button(
             "Download all scores (CSV)",
-            result.table.to_csv(index=False),
+            lambda: result.table.to_csv(index=False),  # made when clicked
             file_name="evaluation.csv",
             mime="text/csv",
             key="eval_csv",
+            on_click="ignore",
         )
         curves = [
             m
@@ -193,12 +222,14 @@ with leaderboard_tab:
             format_func=lambda i: str(images.set_index("image").loc[i, "name"]),
             key="eval_image",
         )
-        per_image = result.table[result.table["image"] == pick]
+        per_image = scores.scaled(result.table[result.table["image"] == pick], "value")
         st.dataframe(
-            per_image.pivot_table(
-                index=["method", "layer"], columns="metric", values="value", sort=False
-            ),
+            scores.styled(per_image),
             width="stretch",
+            column_config={
+                m: st.column_config.NumberColumn(scores.column(m), help=METRICS[m].description)
+                for m in per_image.columns
+            },
         )
 
 with bias_tab:
@@ -213,7 +244,16 @@ with bias_tab:
     if study is not None:
         for model, verdict in study.verdicts.items():
             st.markdown(f"- **{model}**: {verdict}")
-        st.dataframe(study.table, hide_index=True, width="stretch")
+        _bias_pictures()
+        st.dataframe(
+            scores.bias_table(study.table),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                name: st.column_config.NumberColumn(format=fmt, help=tip)
+                for name, (fmt, tip) in scores.BIAS_FORMATS.items()
+            },
+        )
 
     st.divider()
     st.markdown(
@@ -222,7 +262,8 @@ with bias_tab:
         f"model's input ({handle.input_size[1]} × {handle.input_size[0]} pixels)."
     )
     h, w = handle.input_size
-    first_view = state.model_view(model_key, handle, pictures[0].key, pictures[0].pixels)
+    scope = f"{state.token('model')}.{state.token('images')}"  # the box and report belong here
+    first_view = results.model_view(model_key, handle, pictures[0])
     drawing = go.Figure(go.Image(z=first_view))
     drawing.update_layout(
         dragmode="select",
@@ -244,38 +285,44 @@ with bias_tab:
         )
         if st.session_state.get("bias_drawn") != box:  # a new drawing fills the fields once
             st.session_state["bias_drawn"] = box
-            for name, value in zip(("bias_x0", "bias_y0", "bias_x1", "bias_y1"), box, strict=True):
-                st.session_state[name] = value
+            for name, value in zip(("x0", "y0", "x1", "y1"), box, strict=True):
+                st.session_state[f"bias_{name}@{scope}"] = value
     cols = st.columns(4)
-    x0 = cols[0].number_input("left", 0, w - 1, int(w * 0.75), key="bias_x0")
-    y0 = cols[1].number_input("top", 0, h - 1, int(h * 0.75), key="bias_y0")
-    x1 = cols[2].number_input("right", 1, w, w, key="bias_x1")
-    y1 = cols[3].number_input("bottom", 1, h, h, key="bias_y1")
+    # The fields start on the bottom-right corner; a drawn box sets them through their keys.
+    start = {"x0": int(w * 0.75), "y0": int(h * 0.75), "x1": w, "y1": h}
+    for name, value in start.items():
+        st.session_state.setdefault(f"bias_{name}@{scope}", value)
+    x0 = cols[0].number_input("left (px)", 0, w - 1, key=f"bias_x0@{scope}")
+    y0 = cols[1].number_input("top (px)", 0, h - 1, key=f"bias_y0@{scope}")
+    x1 = cols[2].number_input("right (px)", 1, w, key=f"bias_x1@{scope}")
+    y1 = cols[3].number_input("bottom (px)", 1, h, key=f"bias_y1@{scope}")
     if st.button("Measure", key="bias_measure"):
         if x1 <= x0 or y1 <= y0:
             st.warning("The box needs right > left and bottom > top.")
         else:
             try:
-                views = [state.model_view(model_key, handle, p.key, p.pixels) for p in pictures]
+                views = [results.model_view(model_key, handle, p) for p in pictures]
                 report = find_bias(
                     handle,
                     np.stack(views),
                     (int(x0), int(y0), int(x1), int(y1)),
                     region_name="the box",
                 )
-                st.session_state["bias_report"] = (report, views)
+                st.session_state["bias_report"] = (scope, report, views)
             except ExplainError as exc:
                 show_error(exc)
     stored_report = st.session_state.get("bias_report")
+    if stored_report is not None and stored_report[0] != scope:  # made for other images/model
+        stored_report = None
     if stored_report is not None:
-        report, views = stored_report
+        _, report, views = stored_report
         st.success(report.verdict)
         st.caption(report.details)
         cols = st.columns(min(6, len(views)))
         for col, picture, view in zip(cols, pictures, views, strict=False):
-            heat = state.cams(
-                model_key, handle, picture.key, picture.pixels, report.method, (report.layer,), None
-            ).maps[report.layer][0]
+            heat = results.cams(model_key, handle, picture, report.method, (report.layer,)).maps[
+                report.layer
+            ][0]
             shown = overlay(view, heat, 0.5)
             right, bottom = max(int(x0), int(x1) - 1), max(int(y0), int(y1) - 1)
             shown[int(y0) : bottom + 1, [int(x0), right]] = (255, 255, 255)  # the box's outline

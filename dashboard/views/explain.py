@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import results, state
 from dashboard.widgets import (
     class_select,
+    colour_bar,
     downloads,
     layer_select,
     method_progress,
@@ -17,14 +18,17 @@ from dashboard.widgets import (
     prediction_chart,
     show_error,
 )
-from explain import METHOD_INFO, ExplainError, TopK
+from explain import METHOD_INFO, ExplainError
 from explain.render import colorize, overlay
 
-handle, pictures, model_key = page(
+PAGE = "explain"
+
+ctx = page(
     "Explain a prediction",
     "Which parts of the image made the model choose a class: warm, bright colours mark what "
     "mattered most.",
 )
+handle, model_key = ctx.handle, ctx.model_key
 st.caption(
     f"Model: **{handle.name}** · {handle.num_classes} classes · input "
     f"{handle.input_size[0]}×{handle.input_size[1]}"
@@ -32,64 +36,70 @@ st.caption(
 for note in handle.notes:
     st.info(note, icon=":material/info:")
 
-controls, results = st.columns([1, 2.2], gap="large")
-with controls:
-    picture = picture_select(pictures)
-    method = method_select("explain_method")
-    layer = layer_select(handle, "explain_layer")
-    probs = state.predict(model_key, handle, picture.key, picture.pixels)
-    target = class_select(handle, probs, "explain_class")
-    alpha, cmap = overlay_controls("explain")
-    with st.expander(f"About {METHOD_INFO[method].title}"):
-        info = METHOD_INFO[method]
-        st.write(info.summary)
-        st.code(info.formula, language=None)
-        st.caption(info.reference)
-
-top5 = [int(i) for i in probs.argsort()[::-1][:5]]
+# Controls as a toolbar that wraps: it holds at 1400, 1000 and 800 pixels.
+with st.container(horizontal=True, key="explain_controls", gap="medium"):
+    with st.container(width=220):
+        picture = picture_select(ctx.pictures, PAGE)
+    with st.container(width=200):
+        method = method_select(PAGE)
+    with st.container(width=300):
+        layer = layer_select(handle, PAGE)
 report, clear_progress = method_progress(st, method)
-# The five best classes share one pass: switching among them never runs the model again.
-wanted = TopK(len(top5)) if target in top5 else target
 try:
-    result = state.cams(
-        model_key,
-        handle,
-        picture.key,
-        picture.pixels,
-        method,
-        (layer,),
-        wanted,
-        _progress=report,
-    )
+    # The top class first: its pass also gives the probabilities (no pass of its own). Any
+    # other class is one more pass, kept for when it is asked again.
+    result = results.cams(model_key, handle, picture, method, (layer,), None, progress=report)
+    probs = results.remember_probs(model_key, picture, result.probs[0])
+    top5 = [int(i) for i in probs.argsort()[::-1][:5]]
+    with st.container(key="explain_classes"):
+        target = class_select(handle, probs, PAGE)
+    if target != int(result.targets[0]):
+        result = results.cams(model_key, handle, picture, method, (layer,), target, progress=report)
+    heat = result.maps[layer][0]
 except ExplainError as exc:
     show_error(exc)
     st.stop()
 finally:
     clear_progress()
-heat = result.maps[layer][0, top5.index(target)] if target in top5 else result.maps[layer][0]
+view = results.model_view(model_key, handle, picture)
+alpha, cmap = float(state.get("alpha", 0.5)), str(state.get("cmap", "jet"))
 
-view = state.model_view(model_key, handle, picture.key, picture.pixels)
-with results:
-    label = handle.labels[target]
-    st.markdown(f"### {handle.labels[int(probs.argmax())]} · {probs.max():.0%}")
-    st.markdown(
-        f"Explaining **{label}** ({probs[target]:.1%}) with "
-        f"**{METHOD_INFO[method].title}** at `{layer}`"
-    )
+label = handle.labels[target]
+st.markdown(f"### {handle.labels[int(probs.argmax())]} · {probs.max():.0%}")
+st.markdown(
+    f"Explaining **{label}** ({probs[target]:.1%}) with **{METHOD_INFO[method].title}** "
+    f"at `{layer}` · image **{picture.name}**"
+)
+with st.container(key="explain_pictures"):
     cols = st.columns(3)
     cols[0].image(view, caption="What the model sees", width="stretch")
-    cols[1].image(colorize(heat, cmap), caption="Heatmap", width="stretch")
+    cols[1].image(colorize(heat, cmap), caption=f"Map of “{label}”", width="stretch")
     cols[2].image(overlay(view, heat, alpha, cmap), caption="Overlay", width="stretch")
-    st.plotly_chart(prediction_chart(handle, probs), width="stretch", key="explain_chart")
-    for note in result.notes:
-        st.caption(note)
+    colour_bar(cmap)
+for note in result.notes:
+    st.caption(note)
+
+with st.container(horizontal=True, gap="large"):  # side by side when wide, else stacked
+    with st.container(width=480):
+        st.plotly_chart(
+            prediction_chart(handle, probs, explained=target), width="stretch", key="explain_chart"
+        )
+    side = st.container(width=360)
+with side:
+    overlay_controls(PAGE)
     summary = {
         **result.summary(),
         "model": handle.name,
         "image": picture.name,
+        "layer": layer,
         "class": label,
         "class_index": target,
         "probability": float(probs[target]),
         "top5": [{"class": handle.labels[i], "probability": float(probs[i])} for i in top5],
     }
-    downloads(f"{picture.name}_{method}_{layer}", view, heat, summary, alpha, cmap, "explain")
+    downloads(f"{picture.name}_{method}_{layer}", view, heat, summary, alpha, cmap, PAGE)
+    with st.expander(f"About {METHOD_INFO[method].title}"):
+        info = METHOD_INFO[method]
+        st.write(info.summary)
+        st.code(info.formula, language=None)
+        st.caption(info.reference)

@@ -1,79 +1,76 @@
-"""Compare methods: one image and layer, the map of every method, with the time each took."""
+"""Compare methods: one image, layer and class, the map of every method, with the time each
+took."""
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
-from dashboard import state
+from dashboard import results, state
 from dashboard.widgets import (
+    class_select,
     layer_select,
+    legend_and_controls,
     method_progress,
-    overlay_controls,
     page,
     picture_select,
 )
 from explain import METHOD_INFO, ExplainError
 from explain.render import overlay
 
+PAGE = "methods"
 FAST = ["gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "eigencam"]
+PER_ROW = 4
 
-handle, pictures, model_key = page(
+ctx = page(
     "Compare methods",
     "Different methods answer slightly different questions; where they agree, trust the "
     "picture more. Score-CAM and Ablation-CAM run hundreds of forward passes.",
 )
+handle, model_key = ctx.handle, ctx.model_key
 
-cols = st.columns([1, 1, 2])
-with cols[0]:
-    picture = picture_select(pictures, key="methods_picture")
-with cols[1]:
-    layer = layer_select(handle, "methods_layer")
-with cols[2]:
-    methods = st.multiselect(
-        "Methods",
-        list(METHOD_INFO),
-        default=FAST,
-        format_func=lambda m: METHOD_INFO[m].title,
-        key="methods_chosen",
-    )
-alpha, cmap = overlay_controls("methods")
+with st.container(horizontal=True, key="methods_controls", gap="medium"):
+    with st.container(width=220):
+        picture = picture_select(ctx.pictures, PAGE)
+    with st.container(width=300):
+        layer = layer_select(handle, PAGE)
+    with st.container(width=420):
+        chosen = [m for m in state.get("methods", FAST) if m in METHOD_INFO]
+        key, on_change = state.controlled("methods", chosen, PAGE)
+        methods = st.multiselect(
+            "Methods",
+            list(METHOD_INFO),
+            format_func=lambda m: METHOD_INFO[m].title,
+            key=key,
+            on_change=on_change,
+        )
+probs = results.predict(model_key, handle, picture)
+target = class_select(handle, probs, PAGE)
 if not methods:
     st.info("Choose at least one method.")
     st.stop()
-probs = state.predict(model_key, handle, picture.key, picture.pixels)
-target = int(probs.argmax())
-st.markdown(f"Explaining **{handle.labels[target]}** ({probs[target]:.0%}) at `{layer}`")
-view = state.model_view(model_key, handle, picture.key, picture.pixels)
-per_row = 4
+alpha, cmap = float(state.get("alpha", 0.5)), str(state.get("cmap", "jet"))
+st.markdown(
+    f"Explaining **{handle.labels[target]}** ({probs[target]:.0%}) at `{layer}` · image "
+    f"**{picture.name}**"
+)
+view = results.model_view(model_key, handle, picture)
 row = None
 for index, method in enumerate(methods):
-    if index % per_row == 0:
-        row = st.columns(per_row)
-    col = row[index % per_row]
+    if index % PER_ROW == 0:
+        row = st.columns(PER_ROW)
+    col = row[index % PER_ROW]
     info = METHOD_INFO[method]
     report, clear_progress = method_progress(col, method)
-    start = time.perf_counter()
     try:
-        result = state.cams(
-            model_key,
-            handle,
-            picture.key,
-            picture.pixels,
-            method,
-            (layer,),
-            target,
-            _progress=report,
-        )
+        result = results.cams(model_key, handle, picture, method, (layer,), target, progress=report)
     except ExplainError as exc:
         col.warning(f"{info.title}: {str(exc).splitlines()[0]}")
         continue
     finally:
         clear_progress()
-    elapsed = result.timings.get("total", time.perf_counter() - start)
     col.image(
         overlay(view, result.maps[layer][0], alpha, cmap),
         width="stretch",
-        caption=f"{info.title} · {elapsed:.2f} s",
+        caption=f"{info.title} · {result.timings.get('total', 0.0):.2f} s",
     )
+legend_and_controls(cmap, PAGE)

@@ -1,0 +1,324 @@
+"""Where the dashboard's models and images come from: the default model, the model choices, the
+registry of sample image sets, uploads (with messages that name the user's file), and the
+folders datasets may be read from.
+
+Switching the model or the images the dashboard starts on is a one-line change here:
+:data:`DEFAULT_MODEL_SPEC` and :data:`DEFAULT_SAMPLE_SET`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+from PIL import Image as PILImage
+
+from explain import DEFAULT, ExplainError, ModelHandle, load_image, load_model
+from explain.builtin import BUILTIN_MODELS
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Every model shipped with the project, as offered in the picker.
+BUILTIN_SPECS = tuple(f"builtin:{name}" for name in BUILTIN_MODELS)
+#: The model a new session starts on.
+DEFAULT_MODEL_SPEC = "builtin:shapes"
+#: The sample images a new session starts on (a key of :data:`SAMPLE_SETS`).
+DEFAULT_SAMPLE_SET = "shapes"
+#: Model sources a link (query parameter) may name; never a Python import path or a file.
+URL_SOURCES = ("builtin", "torchvision", "hf")
+UPLOADS = Path(tempfile.gettempdir()) / "gradcam-explorer-uploads"
+THUMB = 96
+
+
+def default_model_spec() -> str:
+    """The spec of the model a new session starts on."""
+    return DEFAULT_MODEL_SPEC
+
+
+# -- dataset folders ------------------------------------------------------------------------------
+def data_roots() -> list[Path]:
+    """Folders the dashboard may read datasets from: ``GCE_DATA_ROOTS`` (``os.pathsep``-
+    separated), else the project's ``data`` folder and the user's home."""
+    configured = os.environ.get("GCE_DATA_ROOTS")
+    roots = configured.split(os.pathsep) if configured else [str(ROOT / "data"), "~"]
+    return [Path(r).expanduser().resolve() for r in roots if r.strip()]
+
+
+def allowed_path(path: str | Path) -> Path:
+    """Resolve ``path``; raise :class:`ExplainError` unless it lies inside an allowed root."""
+    resolved = Path(path).expanduser().resolve()
+    roots = data_roots()
+    if not any(resolved == r or r in resolved.parents for r in roots):
+        raise ExplainError(
+            f"{resolved} is outside the folders this dashboard may read.",
+            hint="use a folder under "
+            + ", ".join(str(r) for r in roots)
+            + " (set GCE_DATA_ROOTS to change the list).",
+        )
+    if not resolved.exists():
+        raise ExplainError(f"{resolved} does not exist.")
+    return resolved
+
+
+# -- models ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelChoice:
+    """What identifies a loaded model: the spec and its weights (a key for caches).
+
+    Attributes:
+        spec: as for :func:`explain.load_model`.
+        weights: ``DEFAULT`` (the source's pretrained weights), ``None`` (random) or a path.
+        trust_remote_code: Hugging Face only.
+        labels_file: a text file of class names, one per line.
+        display_weights: the user's name for an uploaded weights file (for titles).
+    """
+
+    spec: str
+    weights: str | None = DEFAULT
+    trust_remote_code: bool = False
+    labels_file: str | None = None
+    display_weights: str | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.spec}|{self.weights}|{self.trust_remote_code}|{self.labels_file}"
+
+    @property
+    def token(self) -> str:
+        """A short identity for widget keys and caches."""
+        return hashlib.sha1(self.key.encode()).hexdigest()[:10]
+
+    @property
+    def title(self) -> str:
+        if self.weights not in (DEFAULT, None) and self.weights:
+            return f"{self.spec} + {self.display_weights or Path(self.weights).name}"
+        return self.spec + (" (random weights)" if self.weights is None else "")
+
+    def url_params(self) -> dict[str, str]:
+        """Query parameters that reload this model; empty for uploads (a file on this server
+        that a link must not name)."""
+        if self.labels_file or self.weights not in (DEFAULT, None) or self.trust_remote_code:
+            return {}
+        return {"model": self.spec} | ({"weights": "random"} if self.weights is None else {})
+
+    @classmethod
+    def from_url(cls, params: dict[str, str]) -> ModelChoice | None:
+        """The choice a link names, or ``None`` when it names none (or one it may not name:
+        only built-in, torchvision and Hugging Face hub models, never code or files)."""
+        spec = params.get("model", "").strip()
+        source, _, name = spec.partition(":")
+        if source not in URL_SOURCES or not re.fullmatch(r"[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?", name):
+            return None
+        if source != "hf" and "/" in name:
+            return None
+        return cls(spec, None if params.get("weights") == "random" else DEFAULT)
+
+
+def default_choice() -> ModelChoice:
+    return ModelChoice(default_model_spec())
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=6)
+def get_model(choice: ModelChoice) -> ModelHandle:
+    """One model object per choice for every session (calls on it are serialised by its lock)."""
+    labels = None
+    if choice.labels_file:
+        labels = [
+            line.strip()
+            for line in Path(choice.labels_file).read_text(errors="replace").splitlines()
+            if line.strip()
+        ]
+    handle = load_model(
+        choice.spec,
+        weights=choice.weights,
+        labels=labels,
+        trust_remote_code=choice.trust_remote_code,
+    )
+    handle.layers  # noqa: B018 - the dry run happens once, here, not on first use in a page
+    return handle
+
+
+# -- images ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Picture:
+    """An image chosen in the sidebar.
+
+    Attributes:
+        name: what the user calls it (file name or sample name).
+        pixels: ``(H, W, 3)`` uint8 RGB.
+        source: ``"sample"`` or ``"upload"``.
+        label: the true class, when known.
+        key: identity of the pixels (for caches and widget keys).
+        thumb: a small copy (at most ``THUMB`` pixels a side) for the sidebar.
+    """
+
+    name: str
+    pixels: np.ndarray = field(repr=False)
+    source: str
+    label: str | None = None
+    key: str = ""
+    thumb: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def of(
+        cls, name: str, pixels: np.ndarray, source: str = "sample", label: str | None = None
+    ) -> Picture:
+        pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+        digest = hashlib.sha1(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
+        small = PILImage.fromarray(pixels)
+        small.thumbnail((THUMB, THUMB))  # drawn on every run: never send the full photo
+        return cls(name, pixels, source, label, digest, np.asarray(small))
+
+
+@dataclass(frozen=True)
+class SampleSet:
+    """Images shipped with the project (or its dependencies), offline.
+
+    Attributes:
+        id: short name used in links (``?images=shapes``).
+        title: the button's text; help: its tooltip.
+        load: returns the pictures.
+    """
+
+    id: str
+    title: str
+    help: str
+    load: Callable[[], list[Picture]]
+
+
+@st.cache_resource(show_spinner=False)
+def _shapes(n: int, seed: int, marker: str) -> list[Picture]:
+    from explain.builtin.shapes import CLASSES, make_dataset
+
+    data = make_dataset(n, seed=seed, marker=marker)
+    suffix = "" if marker == "none" else " + marker"
+    return [
+        Picture.of(f"{CLASSES[int(y)]} {i + 1}{suffix}", img, "sample", CLASSES[int(y)])
+        for i, (img, y) in enumerate(zip(data.images, data.labels, strict=True))
+    ]
+
+
+@st.cache_resource(show_spinner=False)
+def _sklearn_photos() -> list[Picture]:
+    """The two photographs scikit-learn ships (a temple in China, a flower)."""
+    from sklearn.datasets import load_sample_images
+
+    bunch = load_sample_images()
+    return [
+        Picture.of(Path(f).stem.replace("_", " "), img, "sample")
+        for f, img in zip(bunch.filenames, bunch.images, strict=True)
+    ]
+
+
+SAMPLE_SETS: dict[str, SampleSet] = {
+    s.id: s
+    for s in (
+        SampleSet("shapes", "Shapes", "One shape of each class", lambda: _shapes(6, 2024, "none")),
+        SampleSet(
+            "shapes-marker",
+            "Shapes + marker",
+            "With the corner marker the biased model relies on",
+            lambda: _shapes(6, 2024, "class"),
+        ),
+        SampleSet("photos", "Photos", "Two photographs (scikit-learn's samples)", _sklearn_photos),
+    )
+}
+
+
+def default_sample_set() -> str:
+    """The id of the sample set a new session starts on."""
+    return DEFAULT_SAMPLE_SET
+
+
+# -- uploads --------------------------------------------------------------------------------------
+class _NamedBytes(io.BytesIO):
+    """Bytes that carry the user's file name, so that every message names the file."""
+
+    def __init__(self, data: bytes, name: str):
+        super().__init__(data)
+        self.name = name
+
+
+def read_upload(name: str, data: bytes) -> Picture:
+    """An uploaded file as a :class:`Picture`.
+
+    Raises:
+        ExplainError: the file is empty, not an image, corrupt, too large or too small; the
+            message names the file as the user named it.
+    """
+    if not data:
+        raise ExplainError(f"{name} is empty (0 bytes).", hint="upload the file again.")
+    loaded = load_image(_NamedBytes(data, name))
+    return Picture.of(name, np.asarray(loaded.image), "upload")
+
+
+def _blob(data: bytes) -> str:
+    digest = hashlib.sha256(data).hexdigest()[:24]
+    path = UPLOADS / "blobs" / digest
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return digest
+
+
+def save_upload(data: bytes, name: str) -> str:
+    """Store an uploaded file (weights, class names) under its own name in a folder named by
+    its content; return the path. Messages about the file then name it as the user did."""
+    digest = _blob(data)
+    safe = re.sub(r"[^\w.\-]+", "_", Path(name).name).strip("._") or "upload"
+    path = UPLOADS / "files" / digest / safe
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return str(path)
+
+
+def remember_uploads(files: list[tuple[str, bytes]]) -> str:
+    """Keep uploaded images on this server so that a link (``?images=upload-ID``) or a reload
+    finds them again; return the set's id (a hash: it cannot be guessed)."""
+    manifest = json.dumps([[name, _blob(data)] for name, data in files]).encode()
+    set_id = hashlib.sha256(manifest).hexdigest()[:24]
+    path = UPLOADS / "sets" / f"{set_id}.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(manifest)
+    return set_id
+
+
+def recall_uploads(set_id: str) -> list[Picture]:
+    """The pictures of a set kept by :func:`remember_uploads` (empty if unknown)."""
+    if not re.fullmatch(r"[0-9a-f]{24}", set_id):
+        return []
+    path = UPLOADS / "sets" / f"{set_id}.json"
+    try:
+        entries = json.loads(path.read_text())
+        pictures = []
+        for name, digest in entries:
+            if re.fullmatch(r"[0-9a-f]{24}", digest):
+                pictures.append(read_upload(str(name), (UPLOADS / "blobs" / digest).read_bytes()))
+        return pictures
+    except (OSError, ValueError, ExplainError):
+        return []
+
+
+def load_images_source(source: str) -> list[Picture]:
+    """Pictures of a source id: a sample set (``"shapes"``) or kept uploads
+    (``"upload-<id>"``); empty when unknown."""
+    if source in SAMPLE_SETS:
+        try:
+            return SAMPLE_SETS[source].load()
+        except (ImportError, OSError):
+            return []
+    if source.startswith("upload-"):
+        return recall_uploads(source.removeprefix("upload-"))
+    return []
