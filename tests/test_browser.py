@@ -27,9 +27,7 @@ CHROMIUM = os.environ.get("GCE_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(os.environ.get("GCE_SCREENSHOTS", ROOT / "artifacts" / "browser"))
 SHAPES = "?model=builtin:shapes&images=shapes"
 #: Longest wait for one step, in milliseconds (a loaded machine can be slow).
-WAIT = int(
-    float(os.environ.get("GCE_BROWSER_WAIT_S", "180")) * 1000
-)  # the model these tests rely on, named
+WAIT = int(float(os.environ.get("GCE_BROWSER_WAIT_S", "180")) * 1000)
 
 pytestmark = pytest.mark.browser
 
@@ -95,11 +93,15 @@ def _settle(page) -> None:
 def _see(page, *texts: str) -> str:
     """Wait until the page shows every text (the expected content, not just a finished run),
     then until the run is over; check no exception is shown; return the page's text."""
-    page.wait_for_function(
-        "texts => texts.every(t => document.body.innerText.includes(t))",
-        arg=list(texts),
-        timeout=WAIT,
-    )
+    try:
+        page.wait_for_function(
+            "texts => texts.every(t => document.body.innerText.includes(t))",
+            arg=list(texts),
+            timeout=WAIT,
+        )
+    except Exception:
+        _shot(page, "failure.png")  # what the page showed instead, for the CI log reader
+        raise
     _settle(page)
     body = page.inner_text("body")
     assert all(t in body for t in texts), texts  # still there once the run is over
@@ -382,7 +384,10 @@ def test_embeddings_linked_selection_thumbnails_and_mistakes(browser, server):
         "() => { const t = document.getElementById('gce-hover-thumb');"
         " return t && t.style.display === 'block' && t.src.startsWith('data:image/jpeg'); }"
     )
-    # Box-select in the first panel: the same images light up in every panel.
+    # Box-select in the first panel: the same images light up in every panel. The hover may
+    # have scrolled the page, so the panel is measured again where it now is.
+    drag.scroll_into_view_if_needed()
+    box = drag.bounding_box()
     page.mouse.move(box["x"] + 0.05 * box["width"], box["y"] + 0.05 * box["height"])
     page.mouse.down()
     page.mouse.move(box["x"] + 0.6 * box["width"], box["y"] + 0.95 * box["height"], steps=12)
