@@ -62,10 +62,18 @@ def run_main(argv: list[str]) -> tuple[int, str, str]:
 
 def test_no_submodule_can_shadow_a_library_name():
     """A submodule of ``explain`` named like one of its attributes would replace the attribute
-    once imported (``explain/evaluate.py`` did); none may exist."""
+    once imported (``explain/evaluate.py`` once did); importing every submodule leaves every
+    library name what it was."""
+    import importlib
+
+    before = {name: getattr(explain, name) for name in explain.__all__}
     submodules = {info.name for info in pkgutil.iter_modules(explain.__path__)}
-    assert not submodules & set(explain.__all__)
-    assert {"cli", "evaluation"} <= submodules
+    assert {"cli", "evaluation", "evaluate"} <= submodules
+    for name in sorted(submodules - {"__main__"}):
+        importlib.import_module(f"explain.{name}")
+    changed = [n for n in explain.__all__ if getattr(explain, n) is not before[n]]
+    assert not changed, changed
+    assert explain.evaluate is explain.evaluation.evaluate
 
 
 def test_evaluate_is_the_function_in_every_import_order(tmp_path):
@@ -76,6 +84,7 @@ def test_evaluate_is_the_function_in_every_import_order(tmp_path):
         "cli first": spawn([sys.executable, "-c", textwrap.dedent(CLI_FIRST)]),
         "library first": spawn([sys.executable, "-c", textwrap.dedent(LIBRARY_FIRST)]),
         "module path": spawn([sys.executable, "-m", "explain.evaluation", *evaluation]),
+        "old module path": spawn([sys.executable, "-m", "explain.evaluate", "--help"]),
     }
     results = {name: (p.communicate(timeout=300), p.returncode) for name, p in procs.items()}
     for name in ("cli first", "library first"):
@@ -83,6 +92,8 @@ def test_evaluate_is_the_function_in_every_import_order(tmp_path):
         assert code == 0 and stdout.strip() == "ok", (name, stderr)
     (stdout, stderr), code = results["module path"]
     assert code == 0 and stdout == "", stderr
+    (stdout, stderr), code = results["old module path"]
+    assert code == 0 and "--annotations" in stdout and "--model" in stdout, stderr
     table = pd.read_csv(out / "table.csv")
     assert len(table[table.method == "gradcam"]) == 4 and set(table.metric) == {"deletion"}
 
