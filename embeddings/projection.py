@@ -132,7 +132,13 @@ def _umap(
     min_dist: float = 0.1,
     **_: Any,
 ) -> np.ndarray:
-    import umap  # slow to import (numba): only when a UMAP projection runs
+    try:
+        import umap  # slow to import (numba): only when a UMAP projection runs
+    except ImportError as exc:
+        raise ProjectionError(
+            "UMAP projections need the umap-learn package, which is not installed.",
+            hint='pip install "gradcam-explorer[embeddings]", or use method="pca" or "tsne".',
+        ) from exc
 
     reducer = umap.UMAP(
         n_components=dim,

@@ -7,6 +7,9 @@
     python -m explain.cli evaluate --model SPEC --data DATA --out D # python -m explain.evaluation
     python -m explain.cli app [STREAMLIT OPTIONS]                  # the dashboard
 
+An installed package has the same as one command, ``gradcam-explorer COMMAND ...``
+(:func:`console`).
+
 ``options.py`` holds the arguments every command shares (the model options, lists of layers
 and methods, numbers, the output folder); ``command.py`` what every command does around its
 work (one-line errors, exit codes, the output folder, progress bars); each command has its
@@ -63,4 +66,9 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     return module.main(argv[1:], prog=f"{prog} {name}")
 
 
-__all__ = ["ALIASES", "COMMANDS", "main", "usage"]
+def console() -> int:
+    """The ``gradcam-explorer`` command that ``pip install`` puts on the PATH."""
+    return main(prog="gradcam-explorer")
+
+
+__all__ = ["ALIASES", "COMMANDS", "console", "main", "usage"]

@@ -4,8 +4,10 @@
 
     python -m explain.cli app [STREAMLIT OPTIONS]      # e.g. --server.port 8502
 
-The dashboard is found through the installed ``dashboard`` package (``pip install -e .`` installs
-it with the library) without importing it: ``explain`` never imports the dashboard.
+The dashboard is found through the installed ``dashboard`` package (``pip install
+"gradcam-explorer[app]"`` installs it with Streamlit) without importing it: ``explain`` never
+imports the dashboard. Streamlit reads the dashboard's settings and theme from the
+``.streamlit`` folder next to its ``app.py``, wherever the package is installed.
 """
 
 from __future__ import annotations
@@ -38,12 +40,21 @@ def app_path() -> Path:
             return path
     raise ExplainError(
         "The dashboard is not installed (no dashboard/app.py on the Python path).",
-        hint="install the project with `pip install -e .` from its checkout.",
+        hint='pip install "gradcam-explorer[app]" (or `pip install -e .` in a checkout).',
     )
 
 
 def streamlit_command(options: Sequence[str] = ()) -> list[str]:
-    """``python -m streamlit run <app.py> OPTIONS`` with this interpreter."""
+    """``python -m streamlit run <app.py> OPTIONS`` with this interpreter.
+
+    Raises:
+        ExplainError: Streamlit is not installed, or the dashboard cannot be found.
+    """
+    if importlib.util.find_spec("streamlit") is None:
+        raise ExplainError(
+            "The dashboard needs Streamlit, which is not installed.",
+            hint='pip install "gradcam-explorer[app]"',
+        )
     return [sys.executable, "-m", "streamlit", "run", str(app_path()), *options]
 
 
