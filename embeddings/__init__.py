@@ -8,6 +8,7 @@ interactive Plotly figures.
     acts = collect_activations(handle, "path/to/folder", layers=["layer2", "layer3", "layer4"])
     acts.features["layer4"]          # (N, D) float32, pooled per image
     xy = project(acts.features["layer4"], method="umap", dim=2, seed=0)   # (N, 2)
+    emb = explore(handle, "path/to/folder", projection="umap")   # all of it; shows itself
 """
 
 from .collect import (
@@ -42,6 +43,7 @@ from .metrics import (
     trustworthiness,
 )
 from .projection import METHODS, align_layouts, procrustes_align, project, project_layers
+from .result import EmbeddingsResult, explore
 
 __all__ = [
     "METHODS",
@@ -50,6 +52,7 @@ __all__ = [
     "Activations",
     "AnnotatedDataset",
     "DatasetError",
+    "EmbeddingsResult",
     "FileListDataset",
     "ImageDataset",
     "ImageFolderDataset",
@@ -60,6 +63,7 @@ __all__ = [
     "align_layouts",
     "cka_matrix",
     "collect_activations",
+    "explore",
     "knn_accuracy",
     "layer_metrics",
     "linear_cka",

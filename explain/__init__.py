@@ -1,10 +1,12 @@
 """Grad-CAM Explorer: class-activation maps and model loading for image classifiers.
 
 ``explain`` is a plain library (no Streamlit): load a model, compute CAMs at any layers, render
-overlays, and measure how far an explanation can be trusted.
+overlays, and measure how far an explanation can be trusted. In Jupyter, results show
+themselves (overlay grids, tables, figures); :func:`show` displays the common cases.
 """
 
 from .cams import METHOD_INFO, METHODS, CamResult, compute_cams, guided_backprop
+from .display import show
 from .errors import (
     AttentionError,
     ExplainError,
@@ -63,6 +65,7 @@ __all__ = [
     "load_image",
     "load_images",
     "load_model",
+    "show",
     "top_classes",
     "torchvision_classifiers",
 ]

@@ -202,3 +202,45 @@ class CallablePreprocess:
 
 
 Preprocessor = Preprocess | HFPreprocess | CallablePreprocess
+
+
+def input_pictures(x: torch.Tensor, preprocessor: Any) -> np.ndarray:
+    """The pictures a model input shows: ``(N, 3, H, W)`` tensor -> ``(N, H, W, 3)`` uint8.
+
+    The inverse of the normalisation where it is known: a :class:`Preprocess` (its mean and
+    std; exact, the same pixels as ``prepare``) or a Hugging Face processor (its
+    ``image_mean``, ``image_std`` and ``rescale_factor``). Otherwise each image is stretched
+    to [0, 255] (right up to contrast and brightness).
+    """
+    x = x.detach().float().cpu()
+    mean, std, scale = _normalisation(preprocessor)
+    if mean is None:
+        low = x.amin(dim=(1, 2, 3), keepdim=True)
+        span = (x.amax(dim=(1, 2, 3), keepdim=True) - low).clamp_min(1e-12)
+        values = (x - low) / span
+    else:
+        values = (x * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1))
+        values = values * scale
+    pixels = (values * 255.0).round().clamp(0, 255).to(torch.uint8)
+    return np.ascontiguousarray(pixels.permute(0, 2, 3, 1).numpy())
+
+
+def _normalisation(preprocessor: Any) -> tuple[Any, Any, float]:
+    """``(mean, std, scale)`` with ``x * std + mean`` times ``scale`` in [0, 1]; mean None when
+    the preprocessor does not say."""
+    if isinstance(preprocessor, Preprocess):
+        return preprocessor.mean, preprocessor.std, 1.0
+    processor = getattr(preprocessor, "processor", None)
+    if processor is None or not hasattr(processor, "image_mean"):
+        return None, None, 1.0
+    normalise = getattr(processor, "do_normalize", True)
+    mean = _triple(processor.image_mean) if normalise else (0.0, 0.0, 0.0)
+    std = _triple(processor.image_std) if normalise else (1.0, 1.0, 1.0)
+    rescale = float(getattr(processor, "rescale_factor", 1 / 255))
+    scale = 1.0 / (rescale * 255.0) if getattr(processor, "do_rescale", True) else 1.0 / 255.0
+    return mean, std, scale
+
+
+def _triple(values: Any) -> tuple[float, float, float]:
+    values = [float(v) for v in (values if isinstance(values, list | tuple) else [values])]
+    return tuple(values * 3)[:3] if len(values) == 1 else tuple(values[:3])

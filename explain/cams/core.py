@@ -114,6 +114,10 @@ class CamResult:
         pixels: layer -> ``(N, H, W, 3)`` pixel-level attributions (guided methods only).
         timings: seconds spent, by step.
         notes: anything a user should know about how the maps were made.
+        images: ``(N, H, W, 3)`` uint8, the inputs as the model saw them (for overlays), or
+            None.
+
+    In Jupyter a result shows itself as a captioned grid of overlays (:meth:`view`).
     """
 
     maps: dict[str, np.ndarray]
@@ -125,10 +129,28 @@ class CamResult:
     pixels: dict[str, np.ndarray] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    images: np.ndarray | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        n = len(self.targets)
+        return f"CamResult({self.method!r}, {n} image(s), layers {self.layers})"
 
     @property
     def layers(self) -> list[str]:
         return list(self.maps)
+
+    def view(self, images: Any = None, **options: Any) -> Any:
+        """The maps as overlays on the images, one row per image (a
+        :class:`~explain.display.View`; options of :func:`~explain.display.cam_view`)."""
+        from ..display import cam_view
+
+        return cam_view(self, images, **options)
+
+    def _repr_html_(self) -> str:
+        return self.view().html()
+
+    def _repr_png_(self) -> bytes | None:
+        return self.view().png
 
     def summary(self) -> dict[str, Any]:
         """A JSON-friendly description (no arrays but the targets)."""

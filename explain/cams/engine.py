@@ -18,6 +18,7 @@ import torch
 from ..errors import ExplainError
 from ..layers import resolve_layers
 from ..models import ModelHandle
+from ..preprocessing import input_pictures
 from ..progress import Progress, notify, within
 from ..targets import slice_targets
 from .base import METHOD_INFO, CamMethod, CamRequest, check_method
@@ -138,4 +139,5 @@ def compute_cams(
         pixels=pixels_out,
         timings=timings,
         notes=request.notes,
+        images=input_pictures(x, handle.preprocessor),
     )

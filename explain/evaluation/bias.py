@@ -67,6 +67,11 @@ class BiasReport:
     method: str = "gradcam"
     layer: str = ""
 
+    def _repr_html_(self) -> str:
+        from ..display import bias_view
+
+        return bias_view(self).html()
+
 
 def as_region_masks(regions: Any, n: int, size: tuple[int, int]) -> np.ndarray:
     """Boxes or masks -> ``(N, H, W)`` bool.
@@ -275,6 +280,11 @@ class BiasStudy:
     table: pd.DataFrame
     reports: dict[tuple[str, str], BiasReport]
     verdicts: dict[str, str]
+
+    def _repr_html_(self) -> str:
+        from ..display import bias_view
+
+        return bias_view(self).html()
 
 
 def shapes_bias_study(

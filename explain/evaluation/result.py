@@ -53,6 +53,8 @@ class EvaluationResult:
             ``prediction``, ``correct`` (top-1 is the label; NA when unknown),
             ``object_fraction`` (share of the input covered by the object mask), ``boxes``
             (ground-truth boxes kept), and a bool column per subset.
+
+    In Jupyter a result shows its leaderboard, verdicts and curves (:meth:`view`).
     """
 
     table: pd.DataFrame
@@ -65,6 +67,20 @@ class EvaluationResult:
     timings: dict[str, float] = field(default_factory=dict)
     verdicts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=VERDICT_COLUMNS))
     images: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    # -- in Jupyter: the leaderboard, the verdicts and the curves ------------------------------
+    def view(self, subset: str = "all") -> Any:
+        """Tables and curves of one subset as a :class:`~explain.display.View`
+        (:func:`~explain.display.evaluation_view`)."""
+        from ..display import evaluation_view
+
+        return evaluation_view(self, subset)
+
+    def _repr_html_(self) -> str:
+        return self.view().html()
+
+    def _ipython_display_(self) -> None:
+        self.view()._ipython_display_()
 
     @property
     def subsets(self) -> list[str]:
