@@ -219,7 +219,7 @@ def input_pictures(x: torch.Tensor, preprocessor: Any) -> np.ndarray:
         span = (x.amax(dim=(1, 2, 3), keepdim=True) - low).clamp_min(1e-12)
         values = (x - low) / span
     else:
-        values = (x * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1))
+        values = x * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1)
         values = values * scale
     pixels = (values * 255.0).round().clamp(0, 255).to(torch.uint8)
     return np.ascontiguousarray(pixels.permute(0, 2, 3, 1).numpy())
