@@ -19,4 +19,4 @@ if [ "$(uname -m)" = "x86_64" ]; then
     || echo "note: torch 2.14.1 not available here; using the ranges in requirements.txt"
 fi
 "$VENV/bin/python" -m pip install --quiet -r requirements-dev.txt
-echo "Ready. Start the dashboard with: $VENV/bin/streamlit run dashboard/app.py"
+echo "Ready. Start the dashboard with: $VENV/bin/gradcam-explorer app"
