@@ -113,7 +113,7 @@ def view(obj: Any, *args: Any, **options: Any) -> View:
         return bias_view(obj)
     if _instance(obj, "plotly.basedatatypes", "BaseFigure"):
         return figure_view(obj)
-    if callable(getattr(obj, "view", None)) and not isinstance(obj, np.ndarray):
+    if type(obj).__module__.split(".")[0] in ("explain", "embeddings") and hasattr(obj, "view"):
         return obj.view(*args, **options)  # e.g. embeddings.EmbeddingsResult
     if isinstance(obj, Image.Image):
         return images_view([np.asarray(obj.convert("RGB"))], *args, **options)

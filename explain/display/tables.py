@@ -34,9 +34,9 @@ def evaluation_view(result: Any, subset: str = "all") -> View:
     p = result.params
     board = figures.leaderboard_table(result, subset)
     title = f"Evaluation of {p.get('model', 'a model')}"
-    detail = f"{p.get('data', '')}, {p.get('images', '?')} images" + (
-        f", subset {subset}" if subset != "all" else ""
-    )
+    data, count = str(p.get("data", "")), str(p.get("images", "?"))
+    detail = data if count in data else f"{data}, {count} images"  # a description may count
+    detail += f", subset {subset}" if subset != "all" else ""
     parts: list[Any] = []
     top = heading(title, detail)
     if board.empty:
