@@ -7,12 +7,14 @@ overlays, and measure how far an explanation can be trusted.
 from .cams import METHOD_INFO, METHODS, CamResult, compute_cams, guided_backprop
 from .errors import (
     AttentionError,
+    EngineError,
     ExplainError,
     ImageLoadError,
     InputSizeError,
     LayerError,
     ModelLoadError,
     NetworkError,
+    RunError,
     TargetError,
     WeightsError,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "CamResult",
     "Classes",
     "Contrast",
+    "EngineError",
     "ExplainError",
     "ImageLoadError",
     "InputSizeError",
@@ -52,6 +55,7 @@ __all__ = [
     "ModelLoadError",
     "NetworkError",
     "Preprocess",
+    "RunError",
     "TargetError",
     "TopClasses",
     "TopK",
