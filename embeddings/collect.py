@@ -159,6 +159,7 @@ class Activations:
         skipped: ``(name, reason)`` for every file left out (listing and reading).
         key: the cache key; ``from_cache``: whether the model was not run at all.
         run: the run folder the activations were read from ("" when computed in memory).
+        notes: anything worth telling about how they were read (a sample of a large run).
     """
 
     features: dict[str, np.ndarray]
@@ -175,6 +176,7 @@ class Activations:
     key: str = ""
     from_cache: bool = False
     run: str = ""
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -248,6 +250,7 @@ class Activations:
             key=self.key,
             from_cache=self.from_cache,
             run=self.run,
+            notes=list(self.notes),
         )
 
 
@@ -367,6 +370,7 @@ def collect_activations(
     engine: str | Engine | None = None,
     out: str | os.PathLike | None = None,
     block_size: int | None = None,
+    max_points: int | None = None,
 ) -> Activations:
     """Pooled activations of every image of ``dataset`` at ``layers``, plus predictions.
 
@@ -400,6 +404,8 @@ def collect_activations(
         out: the run folder (default with an engine: ``<cache_dir>/runs/<key>``).
         block_size: images per block file of a run (default
             :data:`embeddings.runs.BLOCK_SIZE`; a resumed run keeps its own).
+        max_points: with a run, read back at most this many images (a stratified sample
+            seeded with ``seed``, said in ``acts.notes``); the whole run stays on disk.
 
     Returns:
         :class:`Activations`; ``acts.features[layer]`` is ``(N, D)`` float32.
@@ -421,8 +427,9 @@ def collect_activations(
     key = activation_key(handle, data, infos, poolings)
     if engine is not None or out is not None:
         return _collect_run(
-            handle, data, infos, poolings, key, engine, out, cache_dir, block_size, progress
-        )
+            handle, data, infos, poolings, key, engine, out, cache_dir, block_size, progress,
+            max_points, seed,
+        )  # fmt: skip
     store = (
         None
         if cache_dir is False
@@ -451,6 +458,8 @@ def _collect_run(
     cache_dir: str | os.PathLike | bool | None,
     block_size: int | None,
     progress: Progress | bool | None,
+    max_points: int | None,
+    seed: int,
 ) -> Activations:
     """:func:`collect_activations` as a run folder (see :mod:`embeddings.runs`)."""
     from . import runs
@@ -475,7 +484,9 @@ def _collect_run(
             f"({'; '.join(f'{n}: {r}' for n, r in folder.skipped()[:3])}).",
             hint="check that the files are images.",
         )
-    acts = runs.read_activations(folder)
+    rows, note = runs.sample_rows(folder, max_points, seed)
+    acts = runs.read_activations(folder, rows=rows)
+    acts.notes.extend([note] if note else [])
     acts.from_cache = stats.computed == 0
     return acts
 

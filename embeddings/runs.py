@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from explain.datasets import stratified_indices
 from explain.errors import DatasetError, ImageLoadError, RunError
 from explain.layers import LayerInfo
 from explain.progress import Progress
@@ -236,6 +237,29 @@ def run_features(
     if rows is not None:
         column = column.take(np.asarray(rows, dtype=np.int64))
     return column_matrix(column)
+
+
+def sample_rows(
+    run: RunFolder | str | os.PathLike, max_points: int | None, seed: int = 0
+) -> tuple[np.ndarray | None, str]:
+    """A stratified, seeded sample of a run's rows when it has more than ``max_points``
+    (only the label column is read).
+
+    Returns:
+        (sorted row indices, or ``None`` to keep every row; a note saying what was sampled,
+        "" when nothing was).
+    """
+    folder = run if isinstance(run, RunFolder) else open_run(run, KIND)
+    n = folder.num_rows()
+    if max_points is None or n <= max_points:
+        return None, ""
+    labels = folder.read(["label"]).column(0).to_numpy()
+    rows = stratified_indices(labels, int(max_points), seed)
+    note = (
+        f"a stratified sample of {len(rows):,} of the run's {n:,} images (seed {seed}) is "
+        "shown and projected; every image stays in the run folder."
+    )
+    return rows, note
 
 
 def read_activations(

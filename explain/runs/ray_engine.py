@@ -12,10 +12,12 @@ On a cluster of several machines, the run folder must be on a file system every 
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import errors
 from ..errors import EngineError, ExplainError
 from .engine import BlockDone, BlockTask, Engine, compute_block, worker_name
 from .folder import Block, RunFolder
@@ -62,8 +64,14 @@ def check_address(address: str | None) -> None:
         ) from exc
 
 
+_ERROR_LINE = re.compile(r"(?:^|\n)\s*(?:explain\.errors|embeddings\.errors)\.(\w+): ([^\n]*)")
+_HINT_LINE = re.compile(r"\nTry: ([^\n]*)")
+
+
 def _explain_cause(exc: BaseException) -> ExplainError | None:
-    """The :class:`ExplainError` a worker raised, found in Ray's wrapping of it."""
+    """The :class:`ExplainError` a worker raised, found in Ray's wrapping of it: the exception
+    itself when it crossed the process boundary, else rebuilt from the traceback text Ray
+    passes on (``explain.errors.LayerError: ...`` and its ``Try: ...`` line)."""
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
     while todo:
@@ -72,15 +80,26 @@ def _explain_cause(exc: BaseException) -> ExplainError | None:
             continue
         seen.add(id(current))
         if isinstance(current, ExplainError):
-            return current
+            return _same_error(current)
         todo.extend([getattr(current, "cause", None), current.__cause__, current.__context__])
-    return None
+    text = str(exc)
+    found = list(_ERROR_LINE.finditer(text))
+    if not found:
+        return None
+    last = found[-1]
+    hint = _HINT_LINE.search(text, last.end())
+    cls = getattr(errors, last.group(1), None)
+    if not (isinstance(cls, type) and issubclass(cls, ExplainError)):
+        cls = EngineError
+    message = last.group(2).strip()
+    return _same_error(ExplainError(message, hint.group(1).strip() if hint else None), cls)
 
 
-def _same_error(cause: ExplainError) -> ExplainError:
-    """A fresh copy of a worker's error (Ray's wrapper class carries its traceback text)."""
+def _same_error(cause: ExplainError, cls: type | None = None) -> ExplainError:
+    """A fresh copy of a worker's error, as ``cls`` (default its own class): Ray's wrapper
+    carries the worker's traceback text, which a user should not see."""
     try:
-        return type(cause)(cause.message, cause.hint)
+        return (cls or type(cause))(cause.message, cause.hint)
     except TypeError:
         return EngineError(cause.message, cause.hint)
 
@@ -265,7 +284,6 @@ class RayEngine(Engine):
 
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # progress comes from the block summaries
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
         plan = self._plan(ray, len(blocks))
         self.last_plan = plan
         items = [{"index": b.index, "start": b.start, "stop": b.stop} for b in blocks]
@@ -277,6 +295,10 @@ class RayEngine(Engine):
             num_cpus=plan["cpus"],
             num_gpus=plan["gpus"],
         )
+        # A worker's error comes back as one clear message; Ray Data's log of it is noise.
+        logger = logging.getLogger("ray.data")
+        level = logger.level
+        logger.setLevel(logging.CRITICAL)
         try:
             for row in results.iter_rows():
                 done(
@@ -293,11 +315,13 @@ class RayEngine(Engine):
         except Exception as exc:
             cause = _explain_cause(exc)
             if cause is not None:
-                raise _same_error(cause) from exc
+                raise cause from exc
             raise EngineError(
                 f"The Ray run failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
                 hint="blocks already written are kept; run the same command again to resume.",
             ) from exc
+        finally:
+            logger.setLevel(level)
 
 
 def ray_available() -> bool:
