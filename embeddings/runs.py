@@ -36,7 +36,7 @@ from explain.errors import DatasetError, ImageLoadError, RunError
 from explain.layers import LayerInfo
 from explain.progress import Progress
 from explain.runs import Block, Engine, RunFolder, RunStats, open_run, run_blocks, vector_column
-from explain.runs.folder import column_matrix, table_of
+from explain.runs.folder import column_matrix, run_key, table_of
 
 from .cache import default_cache_dir
 
@@ -114,21 +114,99 @@ class ActivationsTask:
             features = {n: np.zeros((0, self.widths[n]), np.float32) for n in self.layers}
             probs = np.zeros((0, self.num_classes), np.float32)
         items = [self.dataset.items[i] for i in indices]
-        names = self.dataset.label_names
-        columns: dict[str, Any] = {
-            "index": np.asarray(indices, dtype=np.int64),
-            "path": [item.location for item in items],
-            "name": [item.name for item in items],
-            "label": np.asarray([item.label for item in items], dtype=np.int64),
-            "label_name": [names[item.label] if item.label >= 0 else "" for item in items],
-            "prediction": probs.argmax(axis=1).astype(np.int64),
-            "confidence": probs.max(axis=1, initial=0.0).astype(np.float32),
-            "probabilities": vector_column(probs),
-        }
-        for name in self.layers:
-            columns[feature_column(name)] = vector_column(features[name])
+        table = activation_table(
+            np.asarray(indices, dtype=np.int64),
+            [item.location for item in items],
+            [item.name for item in items],
+            np.asarray([item.label for item in items], dtype=np.int64),
+            self.dataset.label_names,
+            probs,
+            {name: features[name] for name in self.layers},
+        )
         skipped = [(self.dataset.items[i].name, reason) for i, reason in failed]
-        return table_of(columns), {"skipped": skipped}
+        return table, {"skipped": skipped}
+
+
+def activation_table(
+    indices: np.ndarray,
+    paths: Sequence[str],
+    names: Sequence[str],
+    labels: np.ndarray,
+    label_names: Sequence[str],
+    probabilities: np.ndarray,
+    features: Mapping[str, np.ndarray],
+) -> Any:
+    """The rows of an activations block (see the module docstring) as a ``pyarrow.Table``.
+
+    Args:
+        indices: ``(B,)`` positions in the dataset; paths, names: ``B`` strings each.
+        labels: ``(B,)`` int64 (-1 unknown); label_names: the dataset's class names.
+        probabilities: ``(B, num_classes)``; features: layer -> ``(B, D)``.
+    """
+    probs = np.asarray(probabilities, dtype=np.float32)
+    columns: dict[str, Any] = {
+        "index": np.asarray(indices, dtype=np.int64),
+        "path": list(paths),
+        "name": list(names),
+        "label": np.asarray(labels, dtype=np.int64),
+        "label_name": [label_names[i] if i >= 0 else "" for i in labels],
+        "prediction": probs.argmax(axis=1).astype(np.int64),
+        "confidence": probs.max(axis=1, initial=0.0).astype(np.float32),
+        "probabilities": vector_column(probs),
+    }
+    for name, values in features.items():
+        columns[feature_column(name)] = vector_column(values)
+    return table_of(columns)
+
+
+def save_activations(
+    acts: Any, out: str | os.PathLike, *, block_size: int = BLOCK_SIZE, model: str = ""
+) -> RunFolder:
+    """Write in-memory :class:`~embeddings.collect.Activations` as an activations run folder
+    (the format every reader takes: the dashboard, pandas, :func:`read_activations`).
+
+    Raises:
+        RunError: ``out`` holds another run.
+    """
+    layers = list(acts.features)
+    n = len(acts)
+    folder = RunFolder.create(
+        out,
+        kind=KIND,
+        key=acts.key or run_key({"saved": layers, "n": n, "paths": list(acts.paths[:1000])}),
+        items=n,
+        block_size=block_size,
+        params={
+            "model": model,
+            "model_name": model,
+            "dataset": f"{n} images",
+            "layers": layers,
+            "columns": {name: feature_column(name) for name in layers},
+            "widths": {name: int(arr.shape[1]) for name, arr in acts.features.items()},
+            "pooling": dict(acts.pooling) or dict.fromkeys(layers, "avg"),
+            "layer_infos": {
+                name: _info_dict(acts.layer_infos.get(name) or LayerInfo(name, "vector", ()))
+                for name in layers
+            },
+            "class_names": list(acts.class_names),
+            "label_names": list(acts.label_names),
+            "listing_skipped": [list(s) for s in acts.skipped],
+        },
+    )
+    for block in folder.missing():
+        rows = slice(block.start, block.stop)
+        table = activation_table(
+            acts.indices[rows],
+            acts.paths[rows],
+            acts.names[rows],
+            acts.labels[rows],
+            acts.label_names,
+            acts.probabilities[rows],
+            {name: arr[rows] for name, arr in acts.features.items()},
+        )
+        folder.write_block(block, table)
+    folder.update(status="complete")
+    return folder
 
 
 def feature_widths(
@@ -282,6 +360,8 @@ def read_activations(
     folder = run if isinstance(run, RunFolder) else open_run(run, KIND)
     if folder.kind != KIND:
         raise RunError(f"{folder.path} holds a run of {folder.kind}, not of activations.")
+    if not folder.written():
+        raise RunError(f"{folder.path} holds no block yet.", hint="run it (or resume it) first.")
     params = folder.params
     chosen = list(params["layers"]) if layers is None else list(layers)
     unknown = [name for name in chosen if name not in params["layers"]]
