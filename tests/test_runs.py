@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import CIFAR_TEST, CIFAR_WEIGHTS, tiny_cnn
+from run_checks import assert_same_evaluation, mtimes, synthetic
 
 from embeddings import collect_activations
-from embeddings.collect import Activations
 from embeddings.figures import point_cloud
 from embeddings.runs import read_activations, run_features, sample_rows, save_activations
 from explain import EngineError, ModelLoadError, RunError, TopK, compute_cams, evaluate
@@ -26,10 +26,6 @@ from explain.runs.cams import read_maps, read_table
 from explain.runs.ray_engine import check_address
 
 LAYERS = ["layer2", "layer3"]
-
-
-def _mtimes(folder: RunFolder) -> dict[str, int]:
-    return {p.name: p.stat().st_mtime_ns for p in folder.files()}
 
 
 def test_activations_run_equals_in_memory_and_resumes_after_interrupt(cifar_handle, tmp_path):
@@ -49,12 +45,12 @@ def test_activations_run_equals_in_memory_and_resumes_after_interrupt(cifar_hand
         )  # fmt: skip
     folder = open_run(out, "activations")
     assert [b.index for b in folder.written()] == [0] and folder.manifest["status"] == "running"
-    before = _mtimes(folder)
+    before = mtimes(folder)
 
     acts = collect_activations(cifar_handle, CIFAR_TEST, LAYERS, engine="local", out=out, **kwargs)
     last = open_run(out).manifest["last_run"]
     assert (last["computed"], last["reused"], last["blocks"]) == (2, 1, 3)
-    assert _mtimes(folder)[folder.files()[0].name] == before[folder.files()[0].name]
+    assert mtimes(folder)[folder.files()[0].name] == before[folder.files()[0].name]
     assert acts.run == str(out.resolve()) and not acts.from_cache
 
     memory = collect_activations(cifar_handle, CIFAR_TEST, LAYERS, cache_dir=False, max_images=96)
@@ -123,31 +119,9 @@ def test_evaluation_run_equals_in_memory(cifar_handle, tmp_path):
     # Blocks of 8: the sanity check's 10 images and ROAD's seeded noise cross a block border.
     run = evaluate(cifar_handle, CIFAR_TEST, engine="local", out=tmp_path / "ev", block_size=8,
                    **options)  # fmt: skip
-    _assert_same_evaluation(memory, run)
+    assert_same_evaluation(memory, run)
     reread = read_evaluation(tmp_path / "ev")
     pd.testing.assert_frame_equal(reread.summary, run.summary)
-
-
-def _assert_same_evaluation(memory, run) -> None:
-    """Tables, curves, images, summaries and verdicts agree to float tolerance."""
-    a, b = memory.table, run.table
-    assert len(a) == len(b) > 0
-    for column in a.columns:
-        if column == "value":
-            np.testing.assert_allclose(b[column], a[column], rtol=1e-5, atol=1e-6)
-        else:
-            assert list(b[column].astype(str)) == list(a[column].astype(str)), column
-    assert list(run.curves) == list(memory.curves)
-    for key, curve in memory.curves.items():
-        np.testing.assert_allclose(run.curves[key].values, curve.values, rtol=1e-5, atol=1e-6)
-        np.testing.assert_array_equal(run.curves[key].x, curve.x)
-    pd.testing.assert_frame_equal(run.images, memory.images)
-    numbers = ["mean", "std", "median", "random", "gaussian", "p_random", "p_gaussian"]
-    pd.testing.assert_frame_equal(
-        run.summary[numbers], memory.summary[numbers], rtol=1e-5, atol=1e-6
-    )
-    assert list(run.verdicts["verdict"]) == list(memory.verdicts["verdict"])
-    assert run.params["sanity_images"] == memory.params["sanity_images"] == 10
 
 
 def test_engine_errors_are_clear(cifar_handle, tmp_path, monkeypatch, capsys):
@@ -180,30 +154,8 @@ def test_engine_errors_are_clear(cifar_handle, tmp_path, monkeypatch, capsys):
     assert "pip install" in str(info.value)
 
 
-def _synthetic(n: int, seed: int = 0) -> Activations:
-    """``n`` images of 10 classes with 8-D features that cluster by class."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n)
-    centres = rng.normal(size=(10, 8)) * 4
-    features = (centres[labels] + rng.normal(size=(n, 8))).astype(np.float32)
-    probs = np.full((n, 10), 0.02, np.float32)
-    probs[np.arange(n), labels] = 0.82
-    return Activations(
-        features={"deep": features, "shallow": rng.normal(size=(n, 4)).astype(np.float32)},
-        labels=labels,
-        label_names=list(CIFAR10_CLASSES),
-        paths=[f"/data/img{i:06d}.jpg" for i in range(n)],
-        names=[f"img{i:06d}.jpg" for i in range(n)],
-        indices=np.arange(n),
-        probabilities=probs,
-        class_names=list(CIFAR10_CLASSES),
-        layer_infos={},
-        pooling={},
-    )
-
-
 def test_large_runs_are_sampled_with_a_note_and_drawn_with_webgl(tmp_path):
-    acts = _synthetic(100_000)
+    acts = synthetic(100_000)
     figure = point_cloud(acts, acts.features["deep"][:, :2])
     assert {trace.type for trace in figure.data} == {"scattergl"}
     assert sum(len(trace.x) for trace in figure.data) == 100_000
@@ -217,3 +169,15 @@ def test_large_runs_are_sampled_with_a_note_and_drawn_with_webgl(tmp_path):
     expected = np.bincount(acts.labels[:5000], minlength=10) / 5
     assert np.abs(counts - expected).max() <= 1  # stratified: each class in proportion
     assert sample_rows(folder, 5000) == (None, "")
+
+
+def test_random_weights_go_to_workers_as_a_file(tmp_path):
+    from explain import load_model
+    from explain.runs.engine import worker_recipe
+
+    handle = load_model("torchvision:resnet18", weights=None, device="cpu")
+    folder = RunFolder.create(tmp_path, kind="x", key="k", items=1, block_size=1, params={})
+    recipe = worker_recipe(handle, folder)  # a worker's own random draw would differ
+    assert recipe.weights == str(folder.path / "model" / "weights.pth")
+    assert recipe.load(device="cpu").fingerprint == handle.fingerprint
+    assert load_model("torchvision:resnet18", weights=None).fingerprint != handle.fingerprint

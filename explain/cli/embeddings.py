@@ -8,7 +8,10 @@ Usage::
                          [--mean R,G,B --std R,G,B] [--resize N|F|none] [--model-arg KEY=VALUE]
 
 The model options are those of every command line (:mod:`explain.cli.options`); exit status as
-for every command (:mod:`explain.cli.command`).
+for every command (:mod:`explain.cli.command`). With ``--engine local|ray`` (or ``--address``,
+``--num-workers``) the activations are a run folder in ``DIR`` (:mod:`embeddings.runs`: Parquet
+blocks instead of ``features/*.npy``), computed in this process or by Ray workers and resumed
+when interrupted; the projections and the report then cover at most ``--max-points`` images.
 
 Writes to ``DIR``: ``features/<layer>.npy`` (pooled, ``(N, D)`` float32), ``samples.csv`` (one
 row per image: file, label, prediction, confidence), ``projections.csv``, ``metrics.csv``,

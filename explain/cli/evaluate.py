@@ -23,6 +23,11 @@ model's resize and crop), so the localisation metrics are scored. With ``--regio
 X0,Y0,X1,Y1`` it also checks whether the model relies on that region (``bias.json``); with
 ``--bias-study`` it runs the built-in shapes demonstration instead of an evaluation.
 
+With ``--engine local|ray`` (or ``--address``, ``--num-workers``) the per-image measures are a
+run folder in ``DIR`` too (:mod:`explain.evaluation.blocks`: ``run.json`` and Parquet blocks,
+computed in this process or by Ray workers, resumed when interrupted); the tables above are then
+made from it.
+
 Exit status (:mod:`explain.cli.command`): 0 on success, 2 for usage errors (unknown model, layer,
 method or metric; a dataset that cannot be read), 130 when interrupted; one clear message on
 stderr, no traceback.

@@ -15,6 +15,11 @@ float32 in [0, 1] at the model's input resolution) and ``.raw.npy`` (the map at 
 resolution, before normalisation), then one ``summary.json`` for the whole run: predictions,
 targets, files written, files skipped (with reasons), timings and notes.
 
+With ``--engine local|ray`` (or ``--address``, ``--num-workers``) the maps go instead to a run
+folder in ``--out`` (:mod:`explain.runs.cams`: ``run.json`` and one Parquet file per block of
+``--block-size`` images, written as each block is done, in this process or by Ray workers); the
+same command again resumes an interrupted run.
+
 Exit status (:mod:`explain.cli.command`): 0 when at least one image was explained, 1 when none
 was (say, every file was unreadable), 2 for usage errors (unknown model, layer, method or class;
 bad options), 130 when interrupted, with one clear message on stderr and no traceback; the

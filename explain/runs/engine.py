@@ -148,6 +148,33 @@ class LocalEngine(Engine):
         return "local (in this process)"
 
 
+def worker_recipe(handle: Any, folder: RunFolder) -> Any:
+    """How another process loads ``handle``'s model: its recipe, with randomly initialised
+    weights (``weights=None``) first saved to ``<run>/model/weights.pth`` so that every worker
+    gets the driver's weights, not a random draw of its own.
+
+    Raises:
+        ModelLoadError: a model given as an object (no spec to load it by).
+    """
+    import dataclasses
+
+    import torch
+
+    from ..models.recipe import recipe_of
+
+    recipe = recipe_of(handle)
+    if recipe.weights is not None:
+        return recipe
+    path = folder.path / "model" / "weights.pth"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        state = {k: v.detach().cpu() for k, v in handle.model.state_dict().items()}
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    return dataclasses.replace(recipe, weights=str(path))
+
+
 def resolve_engine(
     engine: str | Engine | None = None,
     *,
@@ -217,5 +244,9 @@ def run_blocks(
     if todo:
         engine.execute(task, folder, todo, handle, done)
     stats.seconds = time.perf_counter() - start
-    folder.update(status="complete" if folder.complete else "incomplete", last_run=stats.as_dict())
+    folder.update(
+        status="complete" if folder.complete else "incomplete",
+        engine=engine.describe(),  # now with the workers it had
+        last_run=stats.as_dict(),
+    )
     return stats

@@ -111,9 +111,10 @@ class BlockWorker:
         task: the run's :class:`~explain.runs.engine.BlockTask`.
         folder: the run folder's path, as the driver sees it.
         threads: CPU threads for the model (the CPUs this actor was given).
+        device: ``"auto"`` (the GPU Ray gave this actor) or ``"cpu"`` (it was given none).
     """
 
-    def __init__(self, task: BlockTask, folder: str, threads: int):
+    def __init__(self, task: BlockTask, folder: str, threads: int, device: str = "auto"):
         import torch
 
         torch.set_num_threads(max(1, int(threads)))
@@ -125,7 +126,7 @@ class BlockWorker:
                 "mounts (a shared file system).",
             )
         self.task = task
-        self.handle = task.recipe.load(device="auto")
+        self.handle = task.recipe.load(device=device)
         if task.fingerprint and self.handle.fingerprint != task.fingerprint:
             raise EngineError(
                 f"A Ray worker on {socket.gethostname()} loaded {task.recipe.spec} with other "
@@ -289,7 +290,12 @@ class RayEngine(Engine):
         items = [{"index": b.index, "start": b.start, "stop": b.stop} for b in blocks]
         results = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             BlockWorker,
-            fn_constructor_args=(task, str(folder.path), max(1, int(plan["cpus"]))),
+            fn_constructor_args=(
+                task,
+                str(folder.path),
+                max(1, int(plan["cpus"])),
+                "auto" if plan["gpus"] else "cpu",
+            ),
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=plan["workers"]),
             num_cpus=plan["cpus"],
