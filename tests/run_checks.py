@@ -45,7 +45,7 @@ def synthetic(n: int, seed: int = 0) -> Activations:
     probs = np.full((n, 10), 0.02, np.float32)
     probs[np.arange(n), labels] = 0.82
     return Activations(
-        features={"deep": features, "shallow": rng.normal(size=(n, 4)).astype(np.float32)},
+        features={"shallow": rng.normal(size=(n, 4)).astype(np.float32), "deep": features},
         labels=labels,
         label_names=list(CIFAR10_CLASSES),
         paths=[f"/data/img{i:06d}.jpg" for i in range(n)],

@@ -74,7 +74,7 @@ def test_cams_and_evaluation_on_ray_equal_in_process(cluster, cifar_handle, tmp_
     files = sorted((CIFAR_TEST / "ship").glob("*.jpg"))[:16]
     folder, stats = cam_run(
         cifar_handle, files, [f.stem for f in files], ["gradcam"], ["layer2", "layer3"],
-        tmp_path / "cams", RayEngine(num_workers=2), block_size=6,
+        tmp_path / "cams", RayEngine(num_workers=1), block_size=6,
     )  # fmt: skip
     assert (stats.computed, folder.num_rows()) == (3, 16)
     res = compute_cams(cifar_handle, cifar_handle.preprocess([str(f) for f in files]),

@@ -181,3 +181,23 @@ def test_random_weights_go_to_workers_as_a_file(tmp_path):
     assert recipe.weights == str(folder.path / "model" / "weights.pth")
     assert recipe.load(device="cpu").fingerprint == handle.fingerprint
     assert load_model("torchvision:resnet18", weights=None).fingerprint != handle.fingerprint
+
+
+def test_evaluation_command_line_writes_a_run_and_its_tables(tmp_path, capsys):
+    from explain.cli import evaluate as evaluate_cli
+
+    out = tmp_path / "eval"
+    code = evaluate_cli.main(
+        ["--model", "explain.architectures:cifar_resnet20", "--weights", str(CIFAR_WEIGHTS),
+         "--labels", ",".join(CIFAR10_CLASSES), "--input-size", "32", "--data", str(CIFAR_TEST),
+         "--layers", "layer3", "--metrics", "deletion,average_drop", "--steps", "3",
+         "--max-images", "20", "--engine", "local", "--block-size", "8", "--device", "cpu",
+         "-q", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    run = open_run(out, "evaluation")
+    assert run.complete and len(run.blocks) == 3
+    table = pd.read_csv(out / "table.csv")
+    blocks = run.to_pandas()
+    assert len(table) == len(blocks) == 20 * 3 * 2  # images x (gradcam + 2 baselines) x metrics
+    np.testing.assert_allclose(np.sort(table["value"]), np.sort(blocks["value"]), rtol=1e-6)

@@ -12,6 +12,7 @@ On a cluster of several machines, the run folder must be on a file system every 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import socket
 from collections.abc import Callable, Sequence
@@ -112,10 +113,17 @@ class BlockWorker:
         folder: the run folder's path, as the driver sees it.
         threads: CPU threads for the model (the CPUs this actor was given).
         device: ``"auto"`` (the GPU Ray gave this actor) or ``"cpu"`` (it was given none).
+        cwd: the driver's working folder: where it exists (this machine, a shared file system),
+            relative paths of the dataset mean here what they meant there.
     """
 
-    def __init__(self, task: BlockTask, folder: str, threads: int, device: str = "auto"):
+    def __init__(
+        self, task: BlockTask, folder: str, threads: int, device: str = "auto", cwd: str = ""
+    ):
         import torch
+
+        if cwd and os.path.isdir(cwd):
+            os.chdir(cwd)
 
         torch.set_num_threads(max(1, int(threads)))
         self.folder = RunFolder(folder)
@@ -295,6 +303,7 @@ class RayEngine(Engine):
                 str(folder.path),
                 max(1, int(plan["cpus"])),
                 "auto" if plan["gpus"] else "cpu",
+                os.getcwd(),
             ),
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=plan["workers"]),
