@@ -48,7 +48,8 @@ class BlockDone:
 
     Attributes:
         index: the block; rows: rows written; seconds: compute time in the worker (reading,
-        model, writing); worker: ``host:pid``; device: the model's device there.
+        model, writing); worker: ``host:pid``; device: the model's device there;
+        started, finished: when the worker began and ended it (seconds since the epoch).
     """
 
     index: int
@@ -56,6 +57,8 @@ class BlockDone:
     seconds: float
     worker: str = ""
     device: str = ""
+    started: float = 0.0
+    finished: float = 0.0
 
 
 @dataclass
@@ -68,7 +71,7 @@ class RunStats:
             found already written (an earlier, interrupted call).
         rows: rows written by this call.
         seconds: wall time of this call; block_seconds: compute time of each computed block
-            in its worker.
+            in its worker; block_spans: ``[worker, started, finished]`` of each (epoch seconds).
         workers: processes that computed blocks; devices: their devices.
     """
 
@@ -79,6 +82,7 @@ class RunStats:
     rows: int = 0
     seconds: float = 0.0
     block_seconds: list[float] = field(default_factory=list)
+    block_spans: list[list[Any]] = field(default_factory=list)
     workers: list[str] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)
 
@@ -96,7 +100,7 @@ def worker_name() -> str:
 
 def compute_block(task: BlockTask, handle: Any, folder: RunFolder, block: Block) -> BlockDone:
     """Compute one block with a loaded model and write its file."""
-    start = time.perf_counter()
+    started, start = time.time(), time.perf_counter()
     table, meta = task.run_block(handle, block)
     folder.write_block(block, table, meta)
     return BlockDone(
@@ -105,6 +109,8 @@ def compute_block(task: BlockTask, handle: Any, folder: RunFolder, block: Block)
         time.perf_counter() - start,
         worker_name(),
         str(getattr(handle, "device", "")),
+        started,
+        time.time(),
     )
 
 
@@ -233,6 +239,7 @@ def run_blocks(
         stats.computed += 1
         stats.rows += report.rows
         stats.block_seconds.append(report.seconds)
+        stats.block_spans.append([report.worker, report.started, report.finished])
         if report.worker and report.worker not in stats.workers:
             stats.workers.append(report.worker)
         if report.device and report.device not in stats.devices:

@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import errors
 from ..errors import EngineError, ExplainError
-from .engine import BlockDone, BlockTask, Engine, compute_block, worker_name
+from .engine import BlockDone, BlockTask, Engine, compute_block
 from .folder import Block, RunFolder
 
 #: Seconds to wait for a cluster address to accept a connection before giving up.
@@ -144,17 +144,14 @@ class BlockWorker:
             )
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {k: [] for k in ("index", "rows", "seconds", "worker")}
-        out["device"] = []
+        names = ("index", "rows", "seconds", "worker", "device", "started", "finished")
+        out: dict[str, list[Any]] = {name: [] for name in names}
         for index, start, stop in zip(batch["index"], batch["start"], batch["stop"], strict=True):
             done = compute_block(
                 self.task, self.handle, self.folder, Block(int(index), int(start), int(stop))
             )
-            out["index"].append(done.index)
-            out["rows"].append(done.rows)
-            out["seconds"].append(done.seconds)
-            out["worker"].append(done.worker or worker_name())
-            out["device"].append(done.device)
+            for name in names:
+                out[name].append(getattr(done, name))
         return out
 
 
@@ -323,6 +320,8 @@ class RayEngine(Engine):
                         float(row["seconds"]),
                         str(row["worker"]),
                         str(row["device"]),
+                        float(row["started"]),
+                        float(row["finished"]),
                     )
                 )
         except KeyboardInterrupt:
