@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -232,7 +233,12 @@ def main() -> None:
     print(f"resnet18 (random weights), 224x224, layers {','.join(LAYERS)}; {len(files)} JPEGs "
           f"(227x227 ImageNet val photos); blocks of {args.batch}; {args.threads} torch "
           f"threads in-process; local Ray with {args.cpus} CPUs\n")  # fmt: skip
+    load = os.getloadavg()[0]
     results = run_configs(handle, files, args.batch, args.cpus, args.repeats)
+    print(
+        f"machine load (1-minute average) {load:.1f} before, {os.getloadavg()[0]:.1f} after, "
+        f"on {os.cpu_count()} cores: with other work running, absolute rates are noisy"
+    )
     base = results["in-process (memory)"]["ips"]
     print(f"best of {args.repeats} runs each (a shared machine only slows runs down)")
     print(f"{'configuration':34s} {'wall s':>7s} {'img/s':>7s} {'steady img/s':>13s} "
