@@ -25,6 +25,7 @@ from explain.errors import ImageLoadError, LayerError
 from explain.hooks import Hooks, first_tensor
 from explain.layers import LayerInfo, resolve_layers, to_nchw
 from explain.progress import Progress, as_progress, notify, tqdm_progress
+from explain.runs import Engine, resolve_engine
 
 from .cache import ActivationStore, cache_key
 from .datasets import ImageDataset, load_dataset
@@ -157,6 +158,8 @@ class Activations:
         pooling: layer -> the pooling used.
         skipped: ``(name, reason)`` for every file left out (listing and reading).
         key: the cache key; ``from_cache``: whether the model was not run at all.
+        run: the run folder the activations were read from ("" when computed in memory).
+        notes: anything worth telling about how they were read (a sample of a large run).
     """
 
     features: dict[str, np.ndarray]
@@ -172,6 +175,8 @@ class Activations:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     key: str = ""
     from_cache: bool = False
+    run: str = ""
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -244,6 +249,8 @@ class Activations:
             skipped=list(self.skipped),
             key=self.key,
             from_cache=self.from_cache,
+            run=self.run,
+            notes=list(self.notes),
         )
 
 
@@ -360,11 +367,21 @@ def collect_activations(
     cache_dir: str | os.PathLike | bool | None = None,
     max_images: int | None = None,
     seed: int = 0,
+    engine: str | Engine | None = None,
+    out: str | os.PathLike | None = None,
+    block_size: int | None = None,
+    max_points: int | None = None,
 ) -> Activations:
     """Pooled activations of every image of ``dataset`` at ``layers``, plus predictions.
 
     One forward pass per batch under ``torch.inference_mode`` serves all layers; each layer is
     pooled inside its hook, so memory holds the pooled features only.
+
+    With ``engine`` or ``out``, the work is a run (:mod:`embeddings.runs`): blocks of images
+    are computed in this process (``engine="local"``) or by a pool of Ray actors
+    (``engine="ray"`` or an :class:`~explain.runs.RayEngine` with a cluster address), each
+    block written to ``out`` as a Parquet file as soon as it is done; an interrupted run
+    resumes from the blocks already written. The result is then read back from ``out``.
 
     Args:
         handle: a :class:`~explain.models.ModelHandle` (from ``explain.load_model``).
@@ -382,6 +399,13 @@ def collect_activations(
             ``~/.cache/gradcam-explorer/activations``); ``False`` for no disk cache.
         max_images: sub-sample the dataset to this many images, stratified by class.
         seed: seeds the sub-sampling.
+        engine: ``None`` (in memory, with the disk cache), ``"local"`` or ``"ray"`` (a run
+            folder), or an :class:`~explain.runs.Engine`.
+        out: the run folder (default with an engine: ``<cache_dir>/runs/<key>``).
+        block_size: images per block file of a run (default
+            :data:`embeddings.runs.BLOCK_SIZE`; a resumed run keeps its own).
+        max_points: with a run, read back at most this many images (a stratified sample
+            seeded with ``seed``, said in ``acts.notes``); the whole run stays on disk.
 
     Returns:
         :class:`Activations`; ``acts.features[layer]`` is ``(N, D)`` float32.
@@ -401,6 +425,11 @@ def collect_activations(
         info.name: resolve_pooling(info, per_layer.get(info.name, default)) for info in infos
     }
     key = activation_key(handle, data, infos, poolings)
+    if engine is not None or out is not None:
+        return _collect_run(
+            handle, data, infos, poolings, key, engine, out, cache_dir, block_size, progress,
+            max_points, seed,
+        )  # fmt: skip
     store = (
         None
         if cache_dir is False
@@ -416,6 +445,50 @@ def collect_activations(
             arrays = _compute(handle, data, infos, poolings, batch_size, store, update)
         notify(update, len(data), len(data), "activations")
     return _build(handle, data, infos, poolings, arrays, key, from_cache)
+
+
+def _collect_run(
+    handle: Any,
+    data: ImageDataset,
+    infos: Sequence[LayerInfo],
+    poolings: Mapping[str, str],
+    key: str,
+    engine: str | Engine | None,
+    out: str | os.PathLike | None,
+    cache_dir: str | os.PathLike | bool | None,
+    block_size: int | None,
+    progress: Progress | bool | None,
+    max_points: int | None,
+    seed: int,
+) -> Activations:
+    """:func:`collect_activations` as a run folder (see :mod:`embeddings.runs`)."""
+    from . import runs
+
+    if out is None:
+        if cache_dir is False:
+            raise DatasetError(
+                "A run needs a folder: cache_dir=False leaves it none.",
+                hint="give out='run-folder/'.",
+            )
+        out = runs.default_run_dir(key, None if cache_dir in (None, True) else cache_dir)
+    with contextlib.ExitStack() as stack:
+        if progress is True:
+            progress = stack.enter_context(tqdm_progress("activations", unit="img"))
+        folder, stats = runs.collect_run(
+            handle, data, infos, poolings, key, resolve_engine(engine), out,
+            block_size=block_size or runs.BLOCK_SIZE, progress=as_progress(progress or None),
+        )  # fmt: skip
+    if not folder.num_rows():
+        raise DatasetError(
+            f"None of the {len(data)} images of {data.description} could be read "
+            f"({'; '.join(f'{n}: {r}' for n, r in folder.skipped()[:3])}).",
+            hint="check that the files are images.",
+        )
+    rows, note = runs.sample_rows(folder, max_points, seed)
+    acts = runs.read_activations(folder, rows=rows)
+    acts.notes.extend([note] if note else [])
+    acts.from_cache = stats.computed == 0
+    return acts
 
 
 def _compute(

@@ -303,6 +303,80 @@ def focus(
     return fig
 
 
+#: Above this many points, a point cloud's hover names only the class (the file names of
+#: every point would make the page several times heavier).
+CLOUD_HOVER_NAMES = 50_000
+
+
+def point_cloud(
+    acts: Activations,
+    layout: np.ndarray,
+    color_by: str = "label",
+    *,
+    title: str | None = None,
+    height: int = 640,
+) -> go.Figure:
+    """A 2-D scatter plot for large runs (up to about a million points): WebGL traces
+    (``go.Scattergl``) whatever the size, one per category, the row of each point as a plain
+    integer ``customdata``, file names on hover up to :data:`CLOUD_HOVER_NAMES` points.
+
+    Args:
+        acts: the activations (labels, predictions, names).
+        layout: ``(N, 2)`` coordinates, rows as in ``acts``.
+        color_by: ``"label"``, ``"prediction"``, ``"correct"`` or ``"confidence"``.
+
+    Returns:
+        A ``go.Figure`` of ``go.Scattergl`` traces holding ``N`` points in all.
+    """
+    xy = np.asarray(layout, dtype=np.float32)
+    if xy.ndim != 2 or xy.shape[1] != 2 or len(xy) != len(acts):
+        raise ValueError(f"layout must be (N, 2) with N = {len(acts)}, got {xy.shape}.")
+    n = len(acts)
+    size = 5 if n <= 3000 else 3 if n <= 100_000 else 2
+    names = np.asarray(acts.names, dtype=object) if n <= CLOUD_HOVER_NAMES else None
+    hover = "%{text}<extra>%{fullData.name}</extra>" if names is not None else None
+
+    def trace(rows: np.ndarray, marker: dict[str, Any], **kwargs: Any) -> go.Scattergl:
+        return go.Scattergl(
+            x=xy[rows, 0],
+            y=xy[rows, 1],
+            mode="markers",
+            marker=marker,
+            customdata=rows.astype(np.int64),
+            text=names[rows] if names is not None else None,
+            hovertemplate=hover,
+            **kwargs,
+        )
+
+    if color_by == "confidence":
+        marker = {"size": size, "color": acts.confidence, "colorscale": "Viridis"}
+        marker |= {"cmin": 0.0, "cmax": 1.0, "colorbar": {"title": {"text": "confidence"}}}
+        traces = [trace(np.arange(n), marker, name="confidence", showlegend=False)]
+    else:
+        per_row, order, colors = _categories(acts, color_by)
+        per_row_arr = np.asarray(per_row, dtype=object)
+        traces = [
+            trace(
+                np.flatnonzero(per_row_arr == category),
+                {"size": size, "color": colors[category], "opacity": 0.8},
+                name=category,
+            )
+            for category in order
+        ]
+    fig = go.Figure(traces)
+    fig.update_layout(
+        title=title,
+        height=height,
+        legend={"itemsizing": "constant", "title": {"text": color_by}},
+        template="plotly_white",
+        margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
+        dragmode="pan",
+    )
+    fig.update_xaxes(showticklabels=False, title=None)
+    fig.update_yaxes(showticklabels=False, title=None, scaleanchor="x", scaleratio=1)
+    return fig
+
+
 def cka_heatmap(
     names: Sequence[str], matrix: np.ndarray, *, title: str = "Linear CKA between layers"
 ) -> go.Figure:

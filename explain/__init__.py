@@ -9,12 +9,14 @@ from .cams import METHOD_INFO, METHODS, CamResult, compute_cams, guided_backprop
 from .display import show
 from .errors import (
     AttentionError,
+    EngineError,
     ExplainError,
     ImageLoadError,
     InputSizeError,
     LayerError,
     ModelLoadError,
     NetworkError,
+    RunError,
     TargetError,
     WeightsError,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "CamResult",
     "Classes",
     "Contrast",
+    "EngineError",
     "ExplainError",
     "ImageLoadError",
     "InputSizeError",
@@ -54,6 +57,7 @@ __all__ = [
     "ModelLoadError",
     "NetworkError",
     "Preprocess",
+    "RunError",
     "TargetError",
     "TopClasses",
     "TopK",

@@ -63,3 +63,13 @@ class TargetError(ExplainError, ValueError):
 
 class AttentionError(ExplainError, ValueError):
     """A model whose attention the attention methods (rollout, Chefer, LeGrad) cannot use."""
+
+
+class EngineError(ExplainError, RuntimeError):
+    """A distributed engine that cannot run: Ray not installed, a cluster address that does not
+    answer, a worker that cannot load the model or reach the run folder."""
+
+
+class RunError(ExplainError, ValueError):
+    """A run folder that cannot be used: another run's files in it, a missing or unreadable
+    ``run.json``, a run of another kind."""

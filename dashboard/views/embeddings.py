@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import results, sources, state
+from dashboard import results, runs, sources, state
 from dashboard.hover import hover_thumbnails, thumbnail_uri
 from dashboard.widgets import page, show_error
 from embeddings import METRICS, collect_activations, layer_metrics, load_dataset, project_layers
@@ -44,6 +44,8 @@ ctx = page(
     "that separate into clusters are classes the layer tells apart.",
 )
 handle, model_key = ctx.handle, ctx.model_key
+if runs.saved_run_view():  # a saved run (Parquet folder) is open: it takes the page
+    st.stop()
 
 previous: Run | None = st.session_state.get("gce.emb_run")
 settings = st.expander("Dataset, layers and projection", expanded=previous is None)

@@ -8,7 +8,10 @@ Usage::
                          [--mean R,G,B --std R,G,B] [--resize N|F|none] [--model-arg KEY=VALUE]
 
 The model options are those of every command line (:mod:`explain.cli.options`); exit status as
-for every command (:mod:`explain.cli.command`).
+for every command (:mod:`explain.cli.command`). With ``--engine local|ray`` (or ``--address``,
+``--num-workers``) the activations are a run folder in ``DIR`` (:mod:`embeddings.runs`: Parquet
+blocks instead of ``features/*.npy``), computed in this process or by Ray workers and resumed
+when interrupted; the projections and the report then cover at most ``--max-points`` images.
 
 Writes to ``DIR``: ``features/<layer>.npy`` (pooled, ``(N, D)`` float32), ``samples.csv`` (one
 row per image: file, label, prediction, confidence), ``projections.csv``, ``metrics.csv``,
@@ -76,6 +79,15 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         action="store_true",
         help="do not Procrustes-align the layouts of neighbouring layers",
     )
+    parser.add_argument(
+        "--max-points",
+        type=options.positive_int,
+        default=1_000_000,
+        metavar="N",
+        help="with --engine: project and report a stratified sample of at most N images of the "
+        "run (default: 1,000,000); the run folder keeps them all",
+    )
+    options.add_engine_options(parser, block_size=256)
     options.add_output_options(parser, quiet_help="no progress bars and no printed table")
     return parser
 
@@ -95,6 +107,17 @@ def run(args: argparse.Namespace) -> int:
 
     handle = options.load_model_from_args(args)
     layers = options.split_list(args.layers) if args.layers else None  # None: a few suggested ones
+    engine = options.engine_from_args(args)
+    run_options = (
+        {}
+        if engine is None
+        else {
+            "engine": engine,
+            "out": prepare_out(args.out),
+            "block_size": args.block_size,
+            "max_points": args.max_points,
+        }
+    )
     with progress_bar("activations", args.quiet, unit="img") as bar:
         acts = collect_activations(
             handle,
@@ -106,11 +129,13 @@ def run(args: argparse.Namespace) -> int:
             cache_dir=False if args.no_cache else args.cache_dir,
             max_images=args.max_images,
             seed=args.seed,
+            **run_options,
         )
     out = prepare_out(args.out)
-    (out / "features").mkdir(exist_ok=True)
-    for name, features in acts.features.items():
-        np.save(out / "features" / f"{safe_part(name)}.npy", features)
+    if engine is None:  # a run keeps its features in its Parquet blocks
+        (out / "features").mkdir(exist_ok=True)
+        for name, features in acts.features.items():
+            np.save(out / "features" / f"{safe_part(name)}.npy", features)
 
     with progress_bar(f"{args.projection} projections", args.quiet, unit="layer") as bar:
         layouts = project_layers(
@@ -158,10 +183,14 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{len(acts)} images ({len(acts.skipped)} skipped), layers {', '.join(acts.layers)}"
             f"{' (from cache)' if acts.from_cache else ''}"
+            + (f"; run folder {acts.run} ({engine.describe()})" if engine is not None else "")
         )
+        for note in acts.notes:
+            print(f"note: {note}")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        features = "run.json, blocks/*.parquet" if engine is not None else "features/*.npy"
         print(
-            f"wrote {out}/: features/*.npy, samples.csv, projections.csv, metrics.csv, cka.csv, "
+            f"wrote {out}/: {features}, samples.csv, projections.csv, metrics.csv, cka.csv, "
             "skipped.csv, report.html"
         )
     return OK
@@ -185,6 +214,7 @@ def _report(
         f"{'n/a' if acts.accuracy is None else f'{acts.accuracy:.3f}'}; "
         f"{args.projection} {args.dim}-D, seed {args.seed}; pooling "
         f"{html.escape(str(acts.pooling))}.</p>"
+        + "".join(f"<p>Note: {html.escape(note)}</p>" for note in acts.notes)
     )
     sections = [
         ("Summary", summary),

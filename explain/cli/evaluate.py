@@ -23,6 +23,11 @@ model's resize and crop), so the localisation metrics are scored. With ``--regio
 X0,Y0,X1,Y1`` it also checks whether the model relies on that region (``bias.json``); with
 ``--bias-study`` it runs the built-in shapes demonstration instead of an evaluation.
 
+With ``--engine local|ray`` (or ``--address``, ``--num-workers``) the per-image measures are a
+run folder in ``DIR`` too (:mod:`explain.evaluation.blocks`: ``run.json`` and Parquet blocks,
+computed in this process or by Ray workers, resumed when interrupted); the tables above are then
+made from it.
+
 Exit status (:mod:`explain.cli.command`): 0 on success, 2 for usage errors (unknown model, layer,
 method or metric; a dataset that cannot be read), 130 when interrupted; one clear message on
 stderr, no traceback.
@@ -44,8 +49,10 @@ from ..models import ModelHandle
 from .command import OK, prepare_out, progress_bar, run_command
 from .options import (
     LAYERS_HELP,
+    add_engine_options,
     add_output_options,
     command_parser,
+    engine_from_args,
     layer_names,
     load_model_from_args,
     pixel_box,
@@ -169,6 +176,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         action="store_true",
         help="run the built-in demonstration (shapes-biased vs shapes, marker on/off)",
     )
+    add_engine_options(parser, block_size=64)
     add_output_options(parser, quiet_help="no progress bar, no summary")
     return parser
 
@@ -188,7 +196,9 @@ def _run(args: argparse.Namespace) -> str:
         methods = resolve_methods(args.methods)
         metrics = None if args.metrics.strip().lower() == "all" else split_list(args.metrics)
         dataset = _dataset(args)
+        engine = engine_from_args(args)
         prepare_out(args.out)  # once the model and the options are known to be right
+        run = {} if engine is None else {"engine": engine, "out": args.out}
         result = evaluate(
             handle, dataset, methods, layers, metrics,
             targets=args.targets, max_images=args.max_images, steps=args.steps,
@@ -197,6 +207,7 @@ def _run(args: argparse.Namespace) -> str:
             small_object=args.small_object, test=args.test, alpha=args.alpha,
             max_channels=args.max_channels, sanity_images=args.sanity_images,
             batch_size=args.batch_size, seed=args.seed, progress=bar,
+            block_size=args.block_size if engine is not None else None, **run,
         )  # fmt: skip
         paths = result.save(args.out)
         lines = [f"notes: {'; '.join(result.notes)}"] if result.notes else []
@@ -220,6 +231,8 @@ def _run(args: argparse.Namespace) -> str:
     table = shown.to_string(index=False, float_format=lambda v: f"{v:.4f}")
     verdicts = [f"- {line}" for line in result.sentences()]
     wrote = f"Wrote {', '.join(p.name for p in paths.values())} to {args.out}."
+    if "run" in result.params:
+        wrote += f" Per-image rows: the run folder {result.params['run']} (run.json, blocks/)."
     return "\n".join([table, "Paired tests over images:", *verdicts, *lines, wrote])
 
 

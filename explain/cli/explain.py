@@ -15,6 +15,11 @@ float32 in [0, 1] at the model's input resolution) and ``.raw.npy`` (the map at 
 resolution, before normalisation), then one ``summary.json`` for the whole run: predictions,
 targets, files written, files skipped (with reasons), timings and notes.
 
+With ``--engine local|ray`` (or ``--address``, ``--num-workers``) the maps go instead to a run
+folder in ``--out`` (:mod:`explain.runs.cams`: ``run.json`` and one Parquet file per block of
+``--block-size`` images, written as each block is done, in this process or by Ray workers); the
+same command again resumes an interrupted run.
+
 Exit status (:mod:`explain.cli.command`): 0 when at least one image was explained, 1 when none
 was (say, every file was unreadable), 2 for usage errors (unknown model, layer, method or class;
 bad options), 130 when interrupted, with one clear message on stderr and no traceback; the
@@ -49,8 +54,10 @@ from ..targets import TopK
 from .command import NOTHING_DONE, OK, prepare_out, progress_bar, run_command, safe_part, say
 from .options import (
     LAYERS_HELP,
+    add_engine_options,
     add_output_options,
     command_parser,
+    engine_from_args,
     layer_names,
     load_model_from_args,
     positive_int,
@@ -201,6 +208,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="Score-CAM / Ablation-CAM: perturb only the N channels of highest variance "
         "(approximate, faster)",
     )
+    add_engine_options(parser, block_size=64)
     add_output_options(parser, quiet_help="no progress bar and no final line")
     return parser
 
@@ -468,6 +476,9 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
 
 def _main(args: argparse.Namespace, command: Sequence[str]) -> int:
+    engine = engine_from_args(args)
+    if engine is not None:
+        return _main_engine(args, engine)
     run = _Run(args, command)
     try:
         run.setup()
@@ -488,6 +499,50 @@ def _main(args: argparse.Namespace, command: Sequence[str]) -> int:
             f"{len(run.skipped)} skipped. Summary: {summary_path}"
         )
     if explained == 0:
+        print("error: no image could be explained (see the skipped files above).", file=sys.stderr)
+        return NOTHING_DONE
+    return OK
+
+
+def _main_engine(args: argparse.Namespace, engine: Any) -> int:
+    """``--engine``: the maps of every image as a run folder of Parquet blocks in ``--out``
+    (:mod:`explain.runs.cams`), computed in this process or on Ray; resumes a run there."""
+    from ..runs.cams import cam_run
+
+    handle = load_model_from_args(args)
+    layers = layer_names(handle, args.layers)
+    methods = resolve_methods(args.method)
+    target = resolve_target(handle, args.target)
+    paths, skipped = expand_inputs(args.images, exclude=args.out)
+    for entry in skipped:
+        say(f"skipped {entry['file']}: {entry['reason']}")
+    if not paths:
+        print("error: no image file was given.", file=sys.stderr)
+        return NOTHING_DONE
+    names = unique_names([p.stem for p in paths])
+    prepare_out(args.out)
+    options = {
+        "aug_smooth": args.aug_smooth,
+        "eigen_smooth": args.eigen_smooth,
+        "batch_size": args.batch_size,
+        "max_channels": args.max_channels,
+    }
+    with progress_bar("maps", args.quiet, unit="img") as bar:
+        folder, stats = cam_run(
+            handle, paths, names, methods, layers, args.out, engine, target=target,
+            options=options, block_size=args.block_size, progress=bar,
+        )  # fmt: skip
+    for name, reason in folder.skipped():
+        say(f"skipped {name}: {_one_line(reason)}")
+    rows = folder.num_rows()
+    if not args.quiet:
+        print(
+            f"{rows} map row(s) ({len(methods)} method(s), {len(layers)} layer(s)) of "
+            f"{len(paths)} image(s) in {folder.path} with {engine.describe()}: "
+            f"{stats.computed} block(s) computed, {stats.reused} reused, "
+            f"{len(folder.skipped())} image(s) skipped; {stats.seconds:.1f} s."
+        )
+    if rows == 0:
         print("error: no image could be explained (see the skipped files above).", file=sys.stderr)
         return NOTHING_DONE
     return OK

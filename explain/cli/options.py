@@ -239,6 +239,50 @@ def add_output_options(parser: argparse.ArgumentParser, quiet_help: str) -> None
     parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
 
 
+def add_engine_options(parser: argparse.ArgumentParser, block_size: int) -> None:
+    """``--engine``, ``--address``, ``--num-workers``, ``--block-size``: run the work in blocks
+    (in this process or on Ray) and write a run folder to ``--out``."""
+    group = parser.add_argument_group(
+        "engine (dataset-scale runs: results go to --out as a run folder of Parquet blocks; "
+        "an interrupted run resumes)"
+    )
+    group.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        help="local (this process) or ray (a pool of model workers on a Ray cluster)",
+    )
+    group.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="the Ray cluster: ray://HOST:10001, HOST:6379 or auto (default: a new local Ray); "
+        "implies --engine ray",
+    )
+    group.add_argument(
+        "--num-workers",
+        type=positive_int,
+        metavar="N",
+        help="Ray workers, each with the model loaded once (default: one per GPU, else per "
+        "CPU); implies --engine ray",
+    )
+    group.add_argument(
+        "--block-size",
+        type=positive_int,
+        default=block_size,
+        metavar="N",
+        help=f"images per block file (default: {block_size})",
+    )
+
+
+def engine_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~explain.runs.Engine` the engine options ask for, or ``None`` when none
+    was given (the command's usual in-memory path)."""
+    if args.engine is None and args.address is None and args.num_workers is None:
+        return None
+    from ..runs import resolve_engine
+
+    return resolve_engine(args.engine, address=args.address, num_workers=args.num_workers)
+
+
 def preprocess_overrides(args: argparse.Namespace) -> dict[str, Any] | None:
     """The preprocessing fields given on the command line (``None`` when none was): the model
     keeps its own for the rest (ImageNet's defaults for a package.module:factory model)."""

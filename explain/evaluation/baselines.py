@@ -7,6 +7,8 @@ correlation with themselves stays 1), as an explanation that ignores the model s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -17,7 +19,12 @@ BASELINES: tuple[str, ...] = ("random", "gaussian")
 
 
 def random_maps(
-    n: int, size: tuple[int, int], seed: int = 0, start: int = 0, grid: int | None = 7
+    n: int,
+    size: tuple[int, int],
+    seed: int = 0,
+    start: int = 0,
+    grid: int | None = 7,
+    ids: Sequence[int] | np.ndarray | None = None,
 ) -> np.ndarray:
     """Random maps: uniform noise on a ``grid x grid`` lattice, bilinearly upsampled to ``size``
     and min-max scaled to [0, 1], as smooth as a CAM of a 7 x 7 layer.
@@ -34,14 +41,17 @@ def random_maps(
         seed: base seed.
         start: index of the first image (for maps of a slice of a dataset).
         grid: cells per side of the noise lattice; None for independent noise per pixel.
+        ids: the index of each image (overrides ``start``): image ``i`` then draws from
+            ``default_rng([seed, ids[i]])``, whatever block of a dataset it comes in.
 
     Returns:
         ``(n, H, W)`` float32 in [0, 1].
     """
     h, w = size
     shape = (h, w) if grid is None else (int(grid), int(grid))
+    index = np.arange(start, start + n) if ids is None else np.asarray(ids, dtype=np.int64)
     noise = np.stack(
-        [np.random.default_rng([int(seed), int(start + i)]).random(shape) for i in range(n)]
+        [np.random.default_rng([int(seed), int(index[i])]).random(shape) for i in range(n)]
     ).astype(np.float32)
     if grid is None:
         return noise.reshape(n, h, w)
@@ -71,10 +81,17 @@ def gaussian_maps(n: int, size: tuple[int, int], sigma: float = 0.25) -> np.ndar
     return np.broadcast_to(bump.astype(np.float32), (n, h, w)).copy()
 
 
-def baseline_maps(name: str, n: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
-    """The baseline map called ``name`` (one of :data:`BASELINES`), ``(n, H, W)`` float32."""
+def baseline_maps(
+    name: str,
+    n: int,
+    size: tuple[int, int],
+    seed: int = 0,
+    ids: Sequence[int] | np.ndarray | None = None,
+) -> np.ndarray:
+    """The baseline map called ``name`` (one of :data:`BASELINES`), ``(n, H, W)`` float32;
+    ``ids`` seed the random maps per image (see :func:`random_maps`)."""
     if name == "random":
-        return random_maps(n, size, seed)
+        return random_maps(n, size, seed, ids=ids)
     if name == "gaussian":
         return gaussian_maps(n, size)
     raise ValueError(f"Unknown baseline map {name!r}; choose from {', '.join(BASELINES)}.")

@@ -49,6 +49,10 @@ class EvalData:
         boxes: per image, ``(K, 4)`` float64 ground-truth boxes ``x0, y0, x1, y1`` in
             model-input pixels (edges, ``x1``/``y1`` exclusive), or None: then
             :meth:`object_boxes` boxes the connected regions of the masks.
+        ids: ``(N,)`` int64 position of each row's image among the images chosen from the
+            dataset (rows of one image share it; skipped images leave gaps), or None for
+            ``0..N-1``. Random baselines and ROAD noise are seeded with it, so a block of a
+            dataset gets the same values as the whole.
     """
 
     x: torch.Tensor
@@ -59,9 +63,15 @@ class EvalData:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     boxes: list[np.ndarray] | None = None
+    ids: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
+
+    @property
+    def row_ids(self) -> np.ndarray:
+        """:attr:`ids`, or ``0..N-1`` when there are none."""
+        return np.arange(len(self), dtype=np.int64) if self.ids is None else self.ids
 
     @property
     def has_labels(self) -> bool:
@@ -120,7 +130,11 @@ def _class_notes(handle: ModelHandle, names: Sequence[str], found: np.ndarray) -
 
 
 def read_dataset(
-    handle: ModelHandle, dataset: ImageDataset, max_images: int | None = None, seed: int = 0
+    handle: ModelHandle,
+    dataset: ImageDataset,
+    max_images: int | None = None,
+    seed: int = 0,
+    id_offset: int = 0,
 ) -> EvalData:
     """Read a dataset for ``handle``: every image through the model's preprocessing, its
     folder class mapped to the model's classes, its ground truth (if the dataset has any)
@@ -135,20 +149,14 @@ def read_dataset(
         dataset: the images (see :mod:`explain.datasets`).
         max_images: keep at most this many images, stratified by class (seeded).
         seed: seeds the subset.
+        id_offset: added to every row's :attr:`EvalData.ids` (the position of the first
+            image when ``dataset`` is a block of a larger one).
 
     Raises:
         ExplainError: no image is left.
     """
-    notes = list(dataset.notes)
-    indices = np.arange(len(dataset))
+    indices, notes = select_items(dataset, max_images, seed)
     truth = dataset.has_truth
-    if truth:
-        indices = np.array([i for i, item in enumerate(dataset.items) if item.truth is not None])
-        if len(indices) < len(dataset):
-            notes.append(
-                f"{len(dataset) - len(indices)} image(s) have no annotation and are left out."
-            )
-    indices = indices[_subsample(dataset.labels[indices], max_images, seed)]
     labels = LabelMap(handle)
     folder = labels.classes(dataset.label_names)
     notes.extend(_class_notes(handle, dataset.label_names, folder))
@@ -157,7 +165,8 @@ def read_dataset(
     tensors: list[torch.Tensor] = []
     plain: list[tuple[int, str]] = []  # (label, name) of images without ground truth
     items: list[TruthItem] = []
-    for i in indices:
+    positions: list[int] = []  # of each kept image among the chosen ones
+    for position, i in enumerate(indices):
         item = dataset.items[int(i)]
         try:
             loaded = dataset.load(int(i))
@@ -176,6 +185,7 @@ def read_dataset(
                 continue
             items.extend(new)
         tensors.append(handle.preprocess([loaded.image]))
+        positions.append(id_offset + position)
     if not tensors:
         raise ExplainError(
             f"No usable image in {dataset.description}.",
@@ -189,8 +199,9 @@ def read_dataset(
     if builder is None:
         labels_, names = zip(*plain, strict=True)
         return EvalData(
-            x, np.array(labels_, dtype=np.int64), None, list(names), description, skipped, notes
-        )
+            x, np.array(labels_, dtype=np.int64), None, list(names), description, skipped, notes,
+            ids=np.array(positions, dtype=np.int64),
+        )  # fmt: skip
     notes.extend(labels.notes())
     if builder.rescaled:
         notes.append(
@@ -217,7 +228,28 @@ def read_dataset(
         skipped,
         notes,
         boxes=[it.boxes for it in items],
+        ids=np.array([positions[it.row] for it in items], dtype=np.int64),
     )
+
+
+def select_items(
+    dataset: ImageDataset, max_images: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, list[str]]:
+    """The items of ``dataset`` an evaluation reads: those with ground truth when it has any,
+    then at most ``max_images`` stratified by class (seeded).
+
+    Returns:
+        (sorted item indices, notes).
+    """
+    notes = list(dataset.notes)
+    indices = np.arange(len(dataset))
+    if dataset.has_truth:
+        indices = np.array([i for i, item in enumerate(dataset.items) if item.truth is not None])
+        if len(indices) < len(dataset):
+            notes.append(
+                f"{len(dataset) - len(indices)} image(s) have no annotation and are left out."
+            )
+    return indices[_subsample(dataset.labels[indices], max_images, seed)], notes
 
 
 def _in_memory(dataset: Any, annotations: Any) -> bool:

@@ -482,6 +482,7 @@ def road(
     seed: int = 0,
     batch_size: int = 64,
     progress: Progress | None = None,
+    ids: Sequence[int] | np.ndarray | None = None,
 ) -> Curves:
     """ROAD: RemOve And Debias (Rong et al. 2022).
 
@@ -501,6 +502,8 @@ def road(
         noise: imputation noise (model-input units).
         seed: seed of the noise.
         batch_size: imputed images per forward pass.
+        ids: the index of each image in its dataset (default ``0..N-1``): image ``i`` draws
+            its noise with ``ids[i]``, so a block of a dataset gets the same noise as the whole.
 
     Returns:
         :class:`Curves` with one point per fraction.
@@ -519,13 +522,14 @@ def road(
     counts = np.rint(fr * h * w).astype(np.int64)
     code = 0 if order == "morf" else 1
     x_np = x.numpy()
+    index = np.arange(n) if ids is None else np.asarray(ids, dtype=np.int64)
 
     def build(lo: int, hi: int) -> tuple[torch.Tensor, np.ndarray]:
         out = np.empty((hi - lo, c, h, w), dtype=np.float32)
         for b, j in enumerate(range(lo, hi)):
             i, k = divmod(j, len(fr))
             removed = (ranks[i] < counts[k]).reshape(h, w)
-            rng = np.random.default_rng([int(seed), i, k, code])
+            rng = np.random.default_rng([int(seed), int(index[i]), k, code])
             out[b] = noisy_linear_impute(x_np[i], removed, noise, rng)
         return torch.from_numpy(out), tgt[np.arange(lo, hi) // len(fr)]
 

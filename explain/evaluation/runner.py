@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -106,9 +107,19 @@ def evaluate(
     max_images: int | None = None,
     settings: EvaluationSettings | None = None,
     progress: Progress | None = None,
+    engine: Any = None,
+    out: Any = None,
+    block_size: int | None = None,
     **options: Any,
 ) -> EvaluationResult:
     """Evaluate CAM methods at some layers with the chosen metrics.
+
+    With ``engine`` or ``out``, the per-image measures are a run
+    (:mod:`explain.evaluation.blocks`): blocks of images are measured in this process
+    (``engine="local"``) or by a pool of Ray actors (``engine="ray"`` or an
+    :class:`~explain.runs.RayEngine`), each block written to ``out`` as a Parquet file as soon
+    as it is done (an interrupted run resumes); the tests and summary are then computed from
+    the whole table, as in memory.
 
     Args:
         handle: the model.
@@ -131,6 +142,12 @@ def evaluate(
         settings: how to measure (:class:`~explain.evaluation.settings.EvaluationSettings`;
             default settings when None).
         progress: ``progress(done, total, message)``.
+        engine: ``None`` (in memory), ``"local"``, ``"ray"`` or an
+            :class:`~explain.runs.Engine`; needs a dataset read from files (a folder, a zip,
+            ``"builtin:shapes"``, an :mod:`explain.datasets` dataset).
+        out: the run folder (required with an engine).
+        block_size: images per block file (default
+            :data:`explain.evaluation.blocks.BLOCK_SIZE`; a resumed run keeps its own).
         **options: any field of :class:`~explain.evaluation.settings.EvaluationSettings`
             (``steps=10``, ``seed=1``, ``baselines=("random",)``, ``batch_size=32``, ...);
             they override ``settings``.
@@ -152,6 +169,14 @@ def evaluate(
     chosen = resolve_metrics(metrics)
     if not methods and not s.baselines:
         raise ExplainError("Nothing to evaluate: no method and no baseline.")
+    if engine is not None or out is not None:
+        from .blocks import evaluate_run
+
+        return evaluate_run(
+            handle, dataset, methods, layers, chosen, targets=targets, labels=labels,
+            masks=masks, annotations=annotations, max_images=max_images, settings=s,
+            progress=progress, engine=engine, out=out, block_size=block_size,
+        )  # fmt: skip
     data = load_eval_data(
         handle, dataset, labels=labels, masks=masks, annotations=annotations,
         max_images=max_images, seed=s.seed,
@@ -159,18 +184,78 @@ def evaluate(
     notes = list(data.notes)
     chosen = _usable_metrics(data, chosen, notes)
     timings = {"data": time.perf_counter() - t0}
-    x, n = data.x, len(data)
+    m = measure(handle, data, methods, layers, chosen, targets, s, progress, notes)
+    timings.update(m.timings)
+    table = _assemble(m.frames, data, m.targets, m.predictions)
+    images = _image_frame(data, m.targets, m.predictions, s.small_object)
+    params = {
+        "model": handle.spec,
+        "data": data.description,
+        "images": len(data),
+        "methods": methods,
+        "layers": layers,
+        "metrics": [metric.name for metric in chosen],
+        "targets": targets if isinstance(targets, str) else "given",
+        **s.as_params(),
+        "sanity_images": m.sanity_rows,
+    }
+    return conclude(table, images, m.curves, m.stages, chosen, notes, params, timings, s, t0)
 
+
+@dataclass
+class Measured:
+    """The per-image results of :func:`measure`.
+
+    Attributes:
+        frames: table rows (``image``, ``method``, ``layer``, ``metric``, ``value``).
+        curves: ``(method, layer, metric) -> Curves``.
+        targets, predictions: ``(N,)`` class explained and top-1 class.
+        stages: names of the randomisation stages (empty if not run).
+        sanity_rows: images the randomisation check ran on (the first rows).
+        timings: seconds per step.
+    """
+
+    frames: list[pd.DataFrame]
+    curves: dict[CurveKey, Curves]
+    targets: np.ndarray
+    predictions: np.ndarray
+    stages: list[str]
+    sanity_rows: int
+    timings: dict[str, float]
+
+
+def measure(
+    handle: ModelHandle,
+    data: EvalData,
+    methods: Sequence[str],
+    layers: Sequence[str],
+    chosen: Sequence[MetricInfo],
+    targets: Any,
+    s: EvaluationSettings,
+    progress: Progress | None,
+    notes: list[str],
+) -> Measured:
+    """Every chosen metric of every method's maps (and the baselines') on ``data``, per image.
+
+    Every value of an image depends on that image alone (random maps and ROAD noise are seeded
+    by :attr:`EvalData.row_ids`), so measuring a dataset block by block gives the values of
+    measuring it whole. Methods that cannot run here add a line to ``notes``.
+    """
+    x, n = data.x, len(data)
+    ids = data.row_ids
+    timings: dict[str, float] = {}
     probs = handle.predict(x, batch_size=s.batch_size)
     predictions = probs.argmax(axis=1)
     tgt = _resolve_targets(handle, data, targets, predictions)
     p_target = probs[np.arange(n), tgt].astype(np.float64)
 
     sanity_metrics = [m.name for m in chosen if m.group == "randomisation"]
-    sanity_n = n if s.sanity_images is None else max(1, min(n, int(s.sanity_images)))
+    # The check runs on the first images of the dataset (rows of one image stay together).
+    first = n if s.sanity_images is None else max(1, int(s.sanity_images))
+    sanity_n = int(np.sum(ids < first)) if sanity_metrics else 0
     stages = cascade_stages(handle, s.sanity_depth, s.sanity_stages) if sanity_metrics else []
     tracker = StepTracker(progress, 1.0)
-    scorer = Scorer(handle, data, tgt, p_target, chosen, s, tracker, predictions)
+    scorer = Scorer(handle, data, tgt, p_target, list(chosen), s, tracker, predictions, ids)
     n_maps = len(methods) * len(layers) + len(s.baselines)
     cam_units = 3.0 * n  # a forward and a backward pass per image, about
     sanity_units = 3.0 * sanity_n * len(methods) * len(stages)
@@ -182,7 +267,7 @@ def evaluate(
     cam_results = _method_maps(handle, x, methods, layers, tgt, s, tracker, cam_units, notes)
     sources = [(m, layer, r.maps[layer]) for m, r in cam_results.items() for layer in layers]
     size = (int(x.shape[-2]), int(x.shape[-1]))
-    sources.extend((name, "", baseline_maps(name, n, size, s.seed)) for name in s.baselines)
+    sources.extend((name, "", baseline_maps(name, n, size, s.seed, ids)) for name in s.baselines)
     timings["maps"] = time.perf_counter() - start
 
     for method, layer, maps in sources:
@@ -190,7 +275,7 @@ def evaluate(
     timings.update(scorer.timings)
 
     frames, curves = scorer.frames, scorer.curves
-    if sanity_metrics:
+    if sanity_metrics and sanity_n:
         start = time.perf_counter()
         callback = tracker.step(sanity_units, "randomisation sanity check")
         _sanity(
@@ -199,10 +284,26 @@ def evaluate(
         )  # fmt: skip
         tracker.finish()
         timings["randomisation"] = time.perf_counter() - start
+    return Measured(
+        frames, curves, tgt, predictions, [stage.name for stage in stages], sanity_n, timings
+    )
 
-    table = _assemble(frames, data, tgt, predictions)
+
+def conclude(
+    table: pd.DataFrame,
+    images: pd.DataFrame,
+    curves: dict[CurveKey, Curves],
+    stages: list[str],
+    chosen: Sequence[MetricInfo],
+    notes: list[str],
+    params: dict[str, Any],
+    timings: dict[str, float],
+    s: EvaluationSettings,
+    t0: float,
+) -> EvaluationResult:
+    """Paired tests against the baselines and the summary, on the whole table: the
+    :class:`EvaluationResult` of an evaluation (in memory or read from a run folder)."""
     start = time.perf_counter()
-    images = _image_frame(data, tgt, predictions, s.small_object)
     subsets = {"all": images["image"].to_numpy()}
     if "small objects" in images:
         subsets["small objects"] = images.loc[images["small objects"], "image"].to_numpy()
@@ -213,22 +314,14 @@ def evaluate(
     timings["statistics"] = time.perf_counter() - start
     timings["total"] = time.perf_counter() - t0
     params = {
-        "model": handle.spec,
-        "data": data.description,
-        "images": n,
-        "methods": methods,
-        "layers": layers,
-        "metrics": [m.name for m in chosen],
-        "targets": targets if isinstance(targets, str) else "given",
-        **s.as_params(),
+        **params,
         "subsets": {name: len(idx) for name, idx in subsets.items()},
         "p_adjustment": "holm (within each subset)",
-        "sanity_stages": [stage.name for stage in stages],
-        "sanity_images": sanity_n if sanity_metrics else 0,
+        "sanity_stages": list(stages),
     }
     return EvaluationResult(
-        table, summarise(table, verdicts), curves, [stage.name for stage in stages], chosen,
-        notes, params, timings, verdicts, images,
+        table, summarise(table, verdicts), curves, list(stages), list(chosen), notes, params,
+        timings, verdicts, images,
     )  # fmt: skip
 
 

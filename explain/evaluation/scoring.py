@@ -68,8 +68,10 @@ class Scorer:
         settings: EvaluationSettings,
         tracker: StepTracker,
         predictions: np.ndarray,
+        ids: np.ndarray | None = None,
     ):
         self.handle, self.data, self.tgt, self.p = handle, data, targets, p_target
+        self.ids = ids  # each image's index in its dataset (seeds ROAD's noise)
         labels = data.labels
         # Top-1 correct, per image; NaN where the true class is unknown.
         self.correct = np.where(labels >= 0, (predictions == labels).astype(np.float64), np.nan)
@@ -167,7 +169,7 @@ class Scorer:
                 self.handle, self.data.x, maps, self.tgt, order=order,
                 fractions=self.s.road_fractions, noise=self.s.road_noise, seed=self.s.seed,
                 batch_size=self.s.batch_size,
-                progress=within(progress, k / len(orders), (k + 1) / len(orders)),
+                progress=within(progress, k / len(orders), (k + 1) / len(orders)), ids=self.ids,
             )  # fmt: skip
             scores[order] = c.scores
             if f"road_{order}" in self.names:

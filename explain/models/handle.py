@@ -59,6 +59,8 @@ class ModelHandle:
         self.lock = threading.RLock()
         self.notes = list(notes)
         self._preferred_layers = tuple(default_layers)
+        #: how :func:`~explain.models.load_model` made it (``None`` for a model object).
+        self.recipe = None
         self._probe: Probe | None = None
 
     def __repr__(self) -> str:

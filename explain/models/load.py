@@ -14,6 +14,7 @@ from ..factory_spec import format_factory_args, split_factory_args
 from .caller_preprocess import override_preprocessor
 from .dry_run import check_label_count
 from .handle import ModelHandle
+from .recipe import ModelRecipe
 from .registry import find_source, model_args_help, object_source, spec_help
 from .source import DEFAULT, Request, Source
 
@@ -137,7 +138,7 @@ def load_model(
     labels_out = list(loaded.labels)
     if labels is not None:
         check_label_count(model, loaded.preprocessor, labels_out, title, dev)
-    return ModelHandle(
+    handle = ModelHandle(
         model,
         name=title,
         labels=labels_out,
@@ -148,3 +149,8 @@ def load_model(
         default_layers=loaded.default_layers,
         notes=loaded.notes,
     )
+    if isinstance(spec, str):  # workers of a distributed run load the model again from this
+        handle.recipe = ModelRecipe.of(
+            spec, weights, labels, preprocess, trust_remote_code, name, model_args
+        )
+    return handle
