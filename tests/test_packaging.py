@@ -165,7 +165,9 @@ def _venv_with_wheel(tmp_path: Path) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
     python = venv / "bin" / "python"
     install = [sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "-q"]
-    subprocess.run([*install, "--no-index", wheel], check=True, cwd=tmp_path)
+    # Without PYTHONPATH: a checkout on it shows pip this project as installed already.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    subprocess.run([*install, "--no-index", wheel], check=True, cwd=tmp_path, env=env)
     # The dependencies: this environment's site-packages after the venv's own (a path in a .pth
     # file; its .pth files, this checkout's editable install among them, are not run).
     site = subprocess.run(
