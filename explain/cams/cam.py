@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ExplainError, TargetError
+from ..errors import MethodNotApplicable, TargetError
 from ..hooks import Hooks
 from ..models import ModelHandle
 from .base import CamMethod, CamRequest, RawMaps
@@ -24,7 +24,7 @@ def linear_head(handle: ModelHandle) -> tuple[str, nn.Linear]:
     modules = dict(handle.model.named_modules())
     linear = [i for i in handle.layers if i.calls and isinstance(modules[i.name], nn.Linear)]
     if not linear:
-        raise ExplainError(
+        raise MethodNotApplicable(
             f"CAM needs a linear classifier head; {handle.name} has none.",
             hint="use method='gradcam', which generalises CAM to any head.",
         )
@@ -55,13 +55,15 @@ class ClassActivationMap(CamMethod):
             if flat.shape != pooled.shape or not torch.allclose(
                 flat, pooled, rtol=1e-3, atol=tolerance
             ):
-                raise ExplainError(
+                raise MethodNotApplicable(
                     f"CAM needs the classifier {head_name!r} to read the global average of "
                     f"layer {name!r} directly, and it does not.",
                     hint="pick the last feature layer before global pooling (e.g. "
                     f"{handle.default_layer!r}) or use method='gradcam', which generalises CAM.",
                 )
             w = weight[torch.as_tensor(p.targets.indices)]  # (n, K, C)
+            if p.targets.other is not None:  # a contrast: the map of logit a - logit b
+                w = w - weight[p.targets.other]
             maps[name] = torch.einsum("nkc,nchw->nkhw", w, acts)
             request.check_constant(name, maps[name], acts)
         return RawMaps(p.logits, p.targets, maps)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ExplainError
+from ..errors import MethodNotApplicable
 from .base import CamMethod, CamRequest, RawMaps
 from .core import normalize_maps, upsample
 from .forward import INPUT, run_pass
@@ -45,7 +45,7 @@ class FullGrad(CamMethod):
             and effective_bias(modules[i.name]) is not None
         ]
         if not bias_layers:
-            raise ExplainError(
+            raise MethodNotApplicable(
                 f"FullGrad needs convolution or batch-norm layers with biases; {handle.name} "
                 "has none.",
                 hint="use method='gradcam'.",
