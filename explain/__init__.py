@@ -4,15 +4,26 @@
 overlays, and measure how far an explanation can be trusted.
 """
 
-from .cams import METHOD_INFO, METHODS, CamResult, compute_cams, guided_backprop
+from .cams import (
+    METHOD_INFO,
+    METHODS,
+    CamResult,
+    MethodResults,
+    applicable_methods,
+    compute_cams,
+    compute_methods,
+    guided_backprop,
+)
 from .errors import (
     AttentionError,
     ExplainError,
     ImageLoadError,
     InputSizeError,
     LayerError,
+    MethodNotApplicable,
     ModelLoadError,
     NetworkError,
+    PromptError,
     TargetError,
     WeightsError,
 )
@@ -48,15 +59,20 @@ __all__ = [
     "InputSizeError",
     "LayerError",
     "LayerInfo",
+    "MethodNotApplicable",
+    "MethodResults",
     "ModelHandle",
     "ModelLoadError",
     "NetworkError",
     "Preprocess",
+    "PromptError",
     "TargetError",
     "TopClasses",
     "TopK",
     "WeightsError",
+    "applicable_methods",
     "compute_cams",
+    "compute_methods",
     "evaluate",
     "find_bias",
     "guided_backprop",

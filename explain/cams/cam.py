@@ -36,6 +36,9 @@ def linear_head(handle: ModelHandle) -> tuple[str, nn.Linear]:
 class ClassActivationMap(CamMethod):
     """``L_c = sum_k W_ck A_k`` (no ReLU, as in the paper)."""
 
+    def check(self, handle: ModelHandle) -> None:
+        linear_head(handle)
+
     def raw_maps(self, request: CamRequest, x: torch.Tensor, targets: Any) -> RawMaps:
         handle = request.handle
         head_name, head = linear_head(handle)
