@@ -83,6 +83,14 @@ def _check_api(clip: nn.Module, ref: str) -> None:
         )
 
 
+def _has_vocabulary(tokenizer: Any) -> bool:
+    """Whether words become tokens of their own: transformers builds an empty tokenizer (special
+    tokens only) for a folder without tokenizer files."""
+    ids = tokenizer("a photo of a dog", add_special_tokens=False)["input_ids"]
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    return bool(ids) and any(i != unknown for i in ids)
+
+
 def text_encoder(clip: nn.Module, tokenizer: Any) -> PromptEncoder:
     """Prompts -> ``get_text_features`` of their tokens (padded to the model's text length)."""
     config = getattr(getattr(clip, "config", None), "text_config", None)
@@ -133,12 +141,15 @@ def load(request: Request) -> Loaded:
     clip.eval()
     try:
         tokenizer = fetch(AutoTokenizer.from_pretrained, source)
+        problem = None if _has_vocabulary(tokenizer) else "its vocabulary is empty"
     except (OSError, ValueError, ModelLoadError) as exc:
+        tokenizer, problem = None, str(exc)
+    if problem is not None:
         raise ModelLoadError(
-            f"{ref!r} has no tokenizer, so prompts cannot be encoded: {exc}",
+            f"{ref!r} has no tokenizer, so prompts cannot be encoded ({problem}).",
             hint="save the tokenizer (or the whole CLIPProcessor) with save_pretrained into "
             "the model's folder.",
-        ) from exc
+        )
     vision = getattr(config, "vision_config", None)
     size = int(getattr(vision, "image_size", 224) or 224)
     try:
