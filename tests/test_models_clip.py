@@ -289,3 +289,18 @@ def test_open_clip_logits_and_grad_cam_match_the_model(open_clip_model, photo_pa
             compute_cams(handle, x, method="rollout")
     else:
         assert compute_cams(handle, x, method="legrad").raw[handle.default_layer].std() > 0
+
+
+def test_moving_the_model_moves_the_text_tower(hf_folder, photos):
+    # .to(...) on the classifier also converts the text tower (not a registered child), so
+    # prompts asked for later are encoded where, and in the precision that, the model runs.
+    handle = load_model(f"clip:{hf_folder[0]}", prompts=PROMPTS, device="cpu")
+    single = handle.logits(photos)
+    handle.model.to(torch.float64)
+    text_weight = handle.model.clip.text_model.embeddings.token_embedding.weight
+    assert text_weight.dtype == torch.float64
+    other = handle.with_prompts([*PROMPTS, "a red bicycle"])
+    assert other.model.text_features.dtype == torch.float64
+    with torch.no_grad():
+        double = other.model(photos.double())
+    torch.testing.assert_close(double[:, :3].float(), single, rtol=1e-5, atol=1e-5)
