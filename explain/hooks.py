@@ -94,6 +94,7 @@ class Hooks:
         self.outputs: dict[str, torch.Tensor] = {}
         self.inputs: dict[str, torch.Tensor] = {}
         self.calls: dict[str, int] = {}
+        self._versions: dict[str, tuple[torch.Tensor, int]] = {}
 
     # -- planning -----------------------------------------------------------------------------
     def module(self, name: str) -> nn.Module:
@@ -108,7 +109,10 @@ class Hooks:
         """Keep the outputs of ``names`` in :attr:`outputs`.
 
         Args:
-            copy: hand the rest of the network a copy (see the module docstring).
+            copy: hand the rest of the network a copy (see the module docstring). Without
+                one, :meth:`changed_in_place` says afterwards which recorded outputs the rest
+                of the network changed in place (their values and gradients are then not the
+                layer's own: record them again with a copy).
             begin_graph: if autograd is off when a recorded layer runs, turn it on from there
                 and make that output a leaf that requires grad. Run the model under
                 ``torch.no_grad()`` (which restores the mode on exit): nothing before the first
@@ -117,13 +121,16 @@ class Hooks:
         """
 
         def keep(name: str, tensor: torch.Tensor) -> torch.Tensor | None:
+            handed = None
             if begin_graph and not torch.is_grad_enabled() and tensor.is_floating_point():
                 torch.set_grad_enabled(True)
-                tensor = tensor.detach().requires_grad_(True)
-                self.outputs[name] = tensor
-                return tensor.clone() if copy else tensor
+                tensor = handed = tensor.detach().requires_grad_(True)
             self.outputs[name] = tensor
-            return tensor.clone() if copy else None
+            if copy:
+                return tensor.clone()
+            if not tensor.is_inference():
+                self._versions[name] = (tensor, tensor._version)
+            return handed
 
         for name in names:
             self._plan_output(name, keep)
@@ -214,6 +221,10 @@ class Hooks:
             self.remove()
             raise
         return self
+
+    def changed_in_place(self) -> list[str]:
+        """The outputs recorded without a copy that an in-place operation has changed since."""
+        return [name for name, (t, version) in self._versions.items() if t._version != version]
 
     def remove(self) -> None:
         for handle in self._handles:

@@ -387,3 +387,49 @@ def test_guided_backprop_guides_relu6_units():
     out = relu6(plain_x)
     (out[0, 0] + out[1, 2]).backward()  # the plain gradient differs: guiding did something
     assert not np.allclose(guided[1], plain_x.grad.permute(0, 2, 3, 1).numpy(), atol=1e-6)
+
+
+class _InPlaceAfterLayers(nn.Module):
+    """Each recorded conv is followed by an in-place ReLU, as in VGG-style ``features``."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.conv2 = nn.Conv2d(6, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x)) * 1.0  # out of place: conv1's output stays as it was
+        x = self.conv2(x)
+        x.relu_()  # in place: changes conv2's output after it was recorded
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def _by_hand_gradcam(model: _InPlaceAfterLayers, x: torch.Tensor, target: int):
+    """Grad-CAM at conv1 and conv2 by hand, from explicit copies of their outputs."""
+    a1 = model.conv1(x).detach().requires_grad_(True)
+    h = F.relu(a1.clone()) * 1.0
+    a2 = model.conv2(h)
+    out = model.fc(torch.relu(a2.clone()).mean(dim=(2, 3)))
+    g1, g2 = torch.autograd.grad(out[:, target].sum(), [a1, a2])
+    maps = [
+        torch.relu((g.mean(dim=(2, 3), keepdim=True) * a).sum(1)) for a, g in ((a1, g1), (a2, g2))
+    ]
+    return [m.detach() for m in maps]
+
+
+@pytest.mark.parametrize("layers", [["conv2"], ["conv1", "conv2"]])
+def test_layers_changed_in_place_later_are_recorded_as_they_were(layers):
+    """Recording without copies is checked: an in-place change of the graph's first leaf (conv2
+    alone) or of a later recorded output (conv2 after conv1) is found and the pass redone."""
+    model = _InPlaceAfterLayers().eval()
+    handle = load_model(model, labels=list("abcd"), preprocess=Preprocess(input_size=(9, 11)))
+    x = torch.randn(2, 3, 9, 11)
+    result = compute_cams(handle, x, layers=layers, targets=2)
+    by_hand = dict(zip(["conv1", "conv2"], _by_hand_gradcam(model, x, 2), strict=True))
+    for name in layers:
+        np.testing.assert_allclose(result.raw[name], by_hand[name].numpy(), rtol=1e-5, atol=1e-6)
+    again = compute_cams(handle, x, layers=layers, targets=2)  # now recorded with copies at once
+    for name in layers:
+        np.testing.assert_array_equal(again.raw[name], result.raw[name])

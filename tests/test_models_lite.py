@@ -154,6 +154,10 @@ def test_sample_photos_are_small_real_and_labelled_honestly(lite0):
             assert imagenet_labels()[photo.label] == photo.label_name
     labelled = [p for p in photos if p.label is not None]
     probs = lite0.predict(lite0.preprocess([p.path for p in labelled]))
+    # A sample photo is path-like: accepted wherever an image file is.
+    np.testing.assert_array_equal(
+        lite0.preprocess(labelled), lite0.preprocess([p.path for p in labelled])
+    )
     top5 = np.argsort(-probs, axis=1)[:, :5]
     assert all(p.label in row for p, row in zip(labelled, top5, strict=True)), top5
     assert [lite0.labels[i] for i in top5[:, 0]][1:] == ["espresso", "palace"]

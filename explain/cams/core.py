@@ -58,13 +58,15 @@ def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
     Args:
         maps: ``(..., H, W)`` float tensor.
     """
-    maps = torch.nan_to_num(maps.float(), nan=0.0, posinf=0.0, neginf=0.0)
-    flat = maps.flatten(-2)
-    low = flat.min(dim=-1).values[..., None, None]
-    high = flat.max(dim=-1).values[..., None, None]
-    span = high - low
-    scaled = (maps - low) / torch.where(span > 0, span, torch.ones_like(span))
-    return torch.where(span > 0, scaled, torch.zeros_like(maps))
+    maps = maps.float()
+    if not bool(torch.isfinite(maps).all()):
+        maps = torch.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0)
+    if maps.numel() == 0:
+        return maps.clone()
+    low, high = torch.aminmax(maps.flatten(-2), dim=-1)
+    span = (high - low)[..., None, None]
+    # A constant map is all ``low``: it becomes (maps - low) / 1 = 0 exactly.
+    return (maps - low[..., None, None]).div_(torch.where(span > 0, span, 1.0))
 
 
 def upsample(

@@ -10,6 +10,7 @@ through batched gradients. Hooks live only inside the pass, under the model's lo
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,7 +164,68 @@ def run_pass(
     """
     names = [info.name for info in layers]
     model = handle.model
-    hooks = (hooks or Hooks(model)).record(names, begin_graph=grads and not input_grad)
+    # Recording without copies saves a copy of every recorded output; it is checked afterwards
+    # (an in-place change bumps a tensor's version, or fails on the graph's leaf) and redone
+    # with copies for a model that changes a recorded output in place.
+    copy = hooks is not None or not grads or model in _COPIES
+    try:
+        logits, resolved, native, raw_grads, raw_hvps = _forward_backward(
+            handle, x, names, targets, grads, input_grad, hooks, second_order, retarget, copy
+        )
+    except _ChangedInPlace:
+        _COPIES.add(model)
+        logits, resolved, native, raw_grads, raw_hvps = _forward_backward(
+            handle, x, names, targets, grads, input_grad, hooks, second_order, retarget, True
+        )
+    acts = {info.name: to_nchw(native[info.name].detach(), info).float() for info in layers}
+    by_name = {info.name: info for info in layers}
+    out_grads: dict[str, torch.Tensor | None] = {}
+    for info in layers:
+        g = raw_grads.get(info.name)
+        out_grads[info.name] = None if g is None else _per_target_maps(g, info)
+    out_hvps = {name: _per_target_maps(h, by_name[name]) for name, h in raw_hvps.items()}
+    if input_grad:
+        g = raw_grads.get(INPUT)
+        out_grads[INPUT] = None if g is None else g.transpose(0, 1).float()
+    return LayerPass(
+        logits.detach().float(),
+        resolved,
+        acts,
+        out_grads,
+        {n: t.detach() for n, t in native.items()},
+        out_hvps,
+    )
+
+
+class _ChangedInPlace(Exception):
+    """The network changed a recorded output in place: record again with copies."""
+
+
+#: Models that change a recorded output in place (recorded with copies from then on).
+_COPIES: weakref.WeakSet[torch.nn.Module] = weakref.WeakSet()
+
+
+def _forward_backward(
+    handle: ModelHandle,
+    x: torch.Tensor,
+    names: list[str],
+    targets: Any,
+    grads: bool,
+    input_grad: bool,
+    hooks: Hooks | None,
+    second_order: bool,
+    retarget: Retarget | None,
+    copy: bool,
+) -> tuple[
+    torch.Tensor,
+    ResolvedTargets,
+    dict[str, torch.Tensor],
+    dict[str, torch.Tensor | None],
+    dict[str, torch.Tensor],
+]:
+    """The forward and backward of :func:`run_pass`, recording with or without copies."""
+    model = handle.model
+    hooks = (hooks or Hooks(model)).record(names, copy=copy, begin_graph=grads and not input_grad)
     if grads and input_grad:
         mode: Any = torch.enable_grad()
     elif grads:
@@ -176,8 +238,15 @@ def run_pass(
         inp = x.to(handle.device)
         if input_grad:
             inp = inp.detach().requires_grad_(True)
-        with explicit:
-            logits = first_tensor(model(inp))
+        try:
+            with explicit:
+                logits = first_tensor(model(inp))
+        except RuntimeError as error:  # an in-place operation on the uncopied graph leaf
+            if not copy and "in-place" in str(error):
+                raise _ChangedInPlace from error
+            raise
+        if not copy and hooks.changed_in_place():
+            raise _ChangedInPlace
         if logits is None or logits.ndim != 2:
             raise ExplainError(f"{handle.name} did not return (N, classes) logits.")
         resolved = resolve_targets(targets, logits.detach(), handle.labels, handle.class_index)
@@ -201,24 +270,7 @@ def run_pass(
             raw_grads = dict(zip(names, found, strict=False))
             if input_grad:
                 raw_grads[INPUT] = found[-1]
-    acts = {info.name: to_nchw(native[info.name].detach(), info).float() for info in layers}
-    by_name = {info.name: info for info in layers}
-    out_grads: dict[str, torch.Tensor | None] = {}
-    for info in layers:
-        g = raw_grads.get(info.name)
-        out_grads[info.name] = None if g is None else _per_target_maps(g, info)
-    out_hvps = {name: _per_target_maps(h, by_name[name]) for name, h in raw_hvps.items()}
-    if input_grad:
-        g = raw_grads.get(INPUT)
-        out_grads[INPUT] = None if g is None else g.transpose(0, 1).float()
-    return LayerPass(
-        logits.detach().float(),
-        resolved,
-        acts,
-        out_grads,
-        {n: t.detach() for n, t in native.items()},
-        out_hvps,
-    )
+    return logits, resolved, native, raw_grads, raw_hvps
 
 
 def _per_target_maps(t: torch.Tensor, info: LayerInfo) -> torch.Tensor:

@@ -38,6 +38,10 @@ class SamplePhoto(NamedTuple):
     caption: str
     credit: str
 
+    def __fspath__(self) -> str:
+        """A path-like: pass a sample photo wherever an image file is accepted."""
+        return str(self.path)
+
     def load(self) -> np.ndarray:
         """The photo as ``(H, W, 3)`` uint8 RGB."""
         from PIL import Image
