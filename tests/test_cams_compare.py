@@ -12,6 +12,7 @@ from reference_models import small_timm_vit
 from explain import (
     METHODS,
     Contrast,
+    LayerError,
     MethodNotApplicable,
     Preprocess,
     applicable_methods,
@@ -52,6 +53,10 @@ def test_attention_methods_do_not_apply_to_a_cnn(small_cnn):
         np.testing.assert_array_equal(out[method].raw["3"], alone.raw["3"])
     with pytest.raises(MethodNotApplicable, match="None of the methods"):
         compute_methods(small_cnn, x, "3", ["rollout", "legrad"])
+    # CAM applies to this model, at the layer its classifier pools: another layer is the
+    # caller's mistake, not a method to skip.
+    with pytest.raises(LayerError, match="pick the layer the classifier pools"):
+        compute_methods(small_cnn, x, "1", ["gradcam", "cam"])
 
 
 def test_cam_is_skipped_where_the_head_does_not_read_the_pooled_layer(vit):

@@ -315,6 +315,7 @@ class _Run:
         self.methods = [m for m in self.methods if m != method]
         self.method_time.pop(method, None)
         self._note(f"{method} skipped: {why}")
+        say(f"skipped {method}: {_one_line(why)}")
         if not self.methods:
             reasons = "; ".join(f"{m}: {w.rstrip('.')}" for m, w in self.skipped_methods.items())
             raise MethodNotApplicable(
