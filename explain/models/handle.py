@@ -62,6 +62,7 @@ class ModelHandle:
         self.notes = list(notes)
         self._preferred_layers = tuple(default_layers)
         self._probe: Probe | None = None
+        self._weights_of: ModelHandle | None = None  # the handle whose weights hash is shared
 
     def __repr__(self) -> str:
         return (
@@ -215,9 +216,8 @@ class ModelHandle:
             notes=self.notes,
         )
         twin.lock = self.lock  # the same modules: hooks must not overlap
-        twin._probe = self._probe  # the image tower's layers do not depend on the prompts
-        if "_weights_hash" in self.__dict__:
-            twin.__dict__["_weights_hash"] = self._weights_hash
+        twin._probe = self._ensure_probe()  # the tower's layers do not depend on the prompts
+        twin._weights_of = self._weights_of or self  # hashed once, by the first handle
         return twin
 
     def set_prompts(self, prompts: str | Sequence[str]) -> None:
@@ -255,6 +255,8 @@ class ModelHandle:
     def _weights_hash(self) -> Any:
         """sha256 of the spec and all parameters and buffers (a CLIP model's prompt embeddings
         left out: the prompts are hashed as text), not finalised."""
+        if self._weights_of is not None:
+            return self._weights_of._weights_hash
         digest = hashlib.sha256(self.spec.encode())
         with torch.no_grad():
             for key, tensor in self.model.state_dict().items():
