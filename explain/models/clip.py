@@ -15,12 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoints import load_weights
 from ..errors import ModelLoadError
 from ..preprocessing import HFPreprocess, Preprocess, Preprocessor
-from .huggingface import _hf_error, _processor_size, hub_fetcher, hub_source
+from .huggingface import _hf_error, _processor_size, hub_fetcher, hub_model, hub_source
 from .prompts import PromptClassifier, PromptEncoder
-from .source import DEFAULT, Loaded, Request, is_path
+from .source import Loaded, Request
 
 #: CLIP's own normalisation (OpenAI), used when a folder has no image processor.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -111,7 +110,7 @@ def load(request: Request) -> Loaded:
     """Load ``clip:<hub id or folder>`` (see :class:`~explain.models.source.Request`)."""
     from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
 
-    ref, weights, spec = request.ref, request.weights, request.spec
+    ref = request.ref
     source, is_local = hub_source(ref)
     fetch = hub_fetcher(ref, is_local, request.trust_remote_code, prefix="clip")
     try:
@@ -119,24 +118,7 @@ def load(request: Request) -> Loaded:
     except (OSError, ValueError) as exc:
         raise _hf_error(ref, exc, "clip") from exc
     notes: list[str] = []
-    try:
-        if weights == DEFAULT:
-            clip = fetch(AutoModel.from_pretrained, source, config=config)
-        else:
-            clip = AutoModel.from_config(config, trust_remote_code=request.trust_remote_code)
-            if weights is None:
-                notes.append("random weights (weights=None).")
-            elif is_path(weights):
-                load_weights(clip, weights)
-            else:
-                raise ModelLoadError(
-                    f"weights={weights!r} is not understood for {spec}.",
-                    hint="use weights='DEFAULT', None, or a file path.",
-                )
-    except ModelLoadError:
-        raise
-    except (OSError, ValueError, KeyError) as exc:
-        raise _hf_error(ref, exc, "clip") from exc
+    clip = hub_model(AutoModel, request, source, config, fetch, notes, prefix="clip")
     _check_api(clip, ref)
     clip.eval()
     try:

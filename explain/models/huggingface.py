@@ -147,13 +147,46 @@ def hub_fetcher(
     return fetch
 
 
+def hub_model(
+    auto: Any,
+    request: Request,
+    source: str,
+    config: Any,
+    fetch: Callable[..., Any],
+    notes: list[str],
+    wrap: Callable[[nn.Module], nn.Module] = lambda m: m,
+    prefix: str = "hf",
+) -> nn.Module:
+    """The model of ``auto`` (an ``AutoModel...`` class) for ``request.weights``: pretrained
+    (``DEFAULT``, through ``fetch``), random (``None``), or a weights file loaded into
+    ``wrap(model)`` (the key names the file uses)."""
+    weights, spec = request.weights, request.spec
+    try:
+        if weights == DEFAULT:
+            return fetch(auto.from_pretrained, source, config=config)
+        model = auto.from_config(config, trust_remote_code=request.trust_remote_code)
+        if weights is None:
+            notes.append("random weights (weights=None).")
+        elif is_path(weights):
+            load_weights(wrap(model), weights)
+        else:
+            raise ModelLoadError(
+                f"weights={weights!r} is not understood for {spec}.",
+                hint="use weights='DEFAULT', None, or a file path.",
+            )
+        return model
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise _hf_error(request.ref, exc, prefix) from exc
+
+
 def load(request: Request) -> Loaded:
     """Load ``hf:<hub id or folder>`` (see :class:`~explain.models.source.Request`)."""
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
-    ref, weights, spec, labels = request.ref, request.weights, request.spec, request.labels
+    ref, labels = request.ref, request.labels
     source, is_local = hub_source(ref)
-    common = {"trust_remote_code": request.trust_remote_code}
     fetch = hub_fetcher(ref, is_local, request.trust_remote_code)
 
     try:
@@ -163,24 +196,9 @@ def load(request: Request) -> Loaded:
     except (OSError, ValueError) as exc:
         raise _hf_error(ref, exc) from exc
     notes: list[str] = []
-    try:
-        if weights == DEFAULT:
-            hf_model = fetch(AutoModelForImageClassification.from_pretrained, source, config=config)
-        else:
-            hf_model = AutoModelForImageClassification.from_config(config, **common)
-            if weights is None:
-                notes.append("random weights (weights=None).")
-            elif is_path(weights):
-                load_weights(HFClassifier(hf_model), weights)
-            else:
-                raise ModelLoadError(
-                    f"weights={weights!r} is not understood for {spec}.",
-                    hint="use weights='DEFAULT', None, or a file path.",
-                )
-    except ModelLoadError:
-        raise
-    except (OSError, ValueError, KeyError) as exc:
-        raise _hf_error(ref, exc) from exc
+    hf_model = hub_model(
+        AutoModelForImageClassification, request, source, config, fetch, notes, HFClassifier
+    )
     model = HFClassifier(hf_model)
     size = _hf_input_size(config)
     try:
