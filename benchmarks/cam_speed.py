@@ -12,7 +12,8 @@ Cases (``--only``): ``gradcam`` (resnet50 ``layer4``, with a bare forward pass f
 ``scorecam`` and ``ablationcam`` (resnet18 ``layer4``), ``shapleycam``, ``finercam`` and
 ``kpcacam`` (resnet50 ``layer4``, against pytorch-grad-cam), ``legrad`` (vit_b_16, all 12
 blocks, against torchcam; our attention rollout and Chefer relevancy timed alongside, for
-scale: no installed peer has them).
+scale: no installed peer has them), ``clip`` (Grad-CAM for a text prompt on a random-init CLIP
+ViT-B/32, against pytorch-grad-cam with the token reshape of its CLIP example).
 
 Run from the repository root::
 
@@ -62,6 +63,7 @@ CASES = (
     "finercam",
     "kpcacam",
     "legrad",
+    "clip",
 )
 #: The 16 bottleneck blocks of resnet50.
 BLOCKS = [f"layer{i}.{j}" for i, n in zip(range(1, 5), (3, 4, 6, 3), strict=True) for j in range(n)]
@@ -489,6 +491,60 @@ def case_legrad(setup: Setup) -> list[Row]:
     return run_case("LeGrad vit_b_16, 12 blocks", impls, setup.size)
 
 
+def case_clip(setup: Setup) -> list[Row]:
+    """Grad-CAM for a text prompt on a CLIP ViT-B/32 (random init, ``CLIPConfig``'s sizes):
+    ours, and pytorch-grad-cam ``GradCAM`` on the same zero-shot classifier (logits over 5
+    prompts) with the reshape transform of its CLIP / ViT examples (class token dropped)."""
+    from pytorch_grad_cam import GradCAM
+    from transformers import CLIPConfig, CLIPModel
+
+    from explain.models.clip import CLIP_MEAN, CLIP_STD, HFPromptClassifier, image_children
+    from explain.models.prompts import PromptEncoder
+
+    size = 32 * max(1, round(setup.size / 32))  # whole 32-pixel patches
+    grid = size // 32
+    torch.manual_seed(0)
+    clip = CLIPModel(CLIPConfig(vision_config={"image_size": size})).eval()
+
+    def encode(texts: list[str]) -> torch.Tensor:  # no tokenizer offline: seeded token ids
+        ids = torch.randint(0, 49406, (len(texts), 16), generator=torch.Generator().manual_seed(0))
+        ids[:, -1] = 49407  # the end-of-text token, where the text tower pools
+        return clip.get_text_features(input_ids=ids).pooler_output
+
+    prompts = [f"prompt {i}" for i in range(5)]
+    model = HFPromptClassifier(clip, image_children(clip), PromptEncoder(encode, clip), prompts)
+    handle = load_model(
+        model,
+        weights=None,
+        device="cpu",
+        labels=prompts,
+        preprocess=Preprocess(input_size=(size, size), resize=size, mean=CLIP_MEAN, std=CLIP_STD),
+        name="CLIP ViT-B/32 (random init)",
+    )
+    if setup.photo is not None:
+        x = handle.preprocess([setup.photo])
+    else:
+        x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    c, n = int(handle.predict(x).argmax()), setup.repeats
+    layer = "vision_model.encoder.layers.11.layer_norm1"
+
+    def ours() -> list[np.ndarray]:
+        return [compute_cams(handle, x, layer, "gradcam", c).maps[layer][0]]
+
+    def tokens_to_grid(t: torch.Tensor) -> torch.Tensor:
+        return t[:, 1:].reshape(t.shape[0], grid, grid, t.shape[2]).permute(0, 3, 1, 2)
+
+    def pgc() -> list[np.ndarray]:
+        target = [clip.vision_model.encoder.layers[11].layer_norm1]
+        return pgc_call(GradCAM, handle.model, target, x, [c], reshape_transform=tokens_to_grid)
+
+    impls = [
+        Impl("ours (compute_cams)", ours, n, ours=True),
+        Impl("pytorch-grad-cam GradCAM", pgc, n),
+    ]
+    return run_case(f"Grad-CAM for a prompt, CLIP ViT-B/32 {size}x{size}", impls, size)
+
+
 RUNNERS: dict[str, Callable[[Setup], list[Row]]] = {
     "gradcam": case_gradcam,
     "blocks": case_blocks,
@@ -499,6 +555,7 @@ RUNNERS: dict[str, Callable[[Setup], list[Row]]] = {
     "finercam": case_finercam,
     "kpcacam": case_kpcacam,
     "legrad": case_legrad,
+    "clip": case_clip,
 }
 
 

@@ -5,7 +5,16 @@ overlays, and measure how far an explanation can be trusted. In Jupyter, results
 themselves (overlay grids, tables, figures); :func:`show` displays the common cases.
 """
 
-from .cams import METHOD_INFO, METHODS, CamResult, compute_cams, guided_backprop
+from .cams import (
+    METHOD_INFO,
+    METHODS,
+    CamResult,
+    MethodResults,
+    applicable_methods,
+    compute_cams,
+    compute_methods,
+    guided_backprop,
+)
 from .display import show
 from .errors import (
     AttentionError,
@@ -14,8 +23,10 @@ from .errors import (
     ImageLoadError,
     InputSizeError,
     LayerError,
+    MethodNotApplicable,
     ModelLoadError,
     NetworkError,
+    PromptError,
     RunError,
     TargetError,
     WeightsError,
@@ -53,16 +64,21 @@ __all__ = [
     "InputSizeError",
     "LayerError",
     "LayerInfo",
+    "MethodNotApplicable",
+    "MethodResults",
     "ModelHandle",
     "ModelLoadError",
     "NetworkError",
     "Preprocess",
+    "PromptError",
     "RunError",
     "TargetError",
     "TopClasses",
     "TopK",
     "WeightsError",
+    "applicable_methods",
     "compute_cams",
+    "compute_methods",
     "evaluate",
     "find_bias",
     "guided_backprop",

@@ -61,7 +61,13 @@ class TargetError(ExplainError, ValueError):
     """A target class that is out of range or of the wrong form."""
 
 
-class AttentionError(ExplainError, ValueError):
+class MethodNotApplicable(ExplainError, ValueError):
+    """A method that does not apply to this model (attention methods on a CNN, CAM without a
+    global-average-pooling + linear head, ...): asked for among several methods (``"all"``),
+    it is skipped with a note instead."""
+
+
+class AttentionError(MethodNotApplicable):
     """A model whose attention the attention methods (rollout, Chefer, LeGrad) cannot use."""
 
 
@@ -73,3 +79,8 @@ class EngineError(ExplainError, RuntimeError):
 class RunError(ExplainError, ValueError):
     """A run folder that cannot be used: another run's files in it, a missing or unreadable
     ``run.json``, a run of another kind."""
+
+
+class PromptError(ExplainError, ValueError):
+    """Text prompts that cannot be used: none, empty or repeated prompts for a CLIP model, or
+    prompts given to a model whose classes are fixed."""

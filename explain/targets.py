@@ -8,8 +8,9 @@ Accepted forms of ``targets`` everywhere in the library:
 - :class:`Classes` ``([a, b, ...])``: every listed class for every image (explain each);
 - :class:`TopK` ``(k)``: the k most probable classes of each image (explain each);
 - a 2-D array ``(N, K)`` of class indices: K classes per image;
-- a callable ``logits (N, C) -> scores (N,)`` or ``(N, K)``, e.g. ``lambda z: z[:, 3] - z[:, 5]``
-  ("why class 3 rather than class 5").
+- :class:`Contrast` ``(a, b)``: "why ``a`` rather than ``b``", the score ``logit[a] - logit[b]``
+  (``Contrast(None, b)``: each image's top-1 class rather than ``b``);
+- a callable ``logits (N, C) -> scores (N,)`` or ``(N, K)``, e.g. ``lambda z: z[:, 3] - z[:, 5]``.
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ class Classes:
 
 @dataclass(frozen=True)
 class Contrast:
-    """Why ``this`` rather than ``other``: the score is ``logit[this] - logit[other]``."""
+    """Why ``this`` rather than ``other``: the score is ``logit[this] - logit[other]``.
 
-    this: int | str
+    ``this=None`` takes each image's top-1 class (the top-2 class where that is ``other``).
+    With a CLIP model both are prompts (or their indices).
+    """
+
+    this: int | str | None
     other: int | str
 
 
@@ -57,6 +62,8 @@ class ResolvedTargets:
         multi: whether the caller asked for several maps per image (results keep the K axis).
         score_fn: ``logits (N, C) -> scores (N, K)``, differentiable.
         names: ``(N, K)`` display names of what each map explains.
+        row_independent: ``score_fn`` scores any batch of logits alike (a callable target).
+        other: the class subtracted from every score (:class:`Contrast`), or None.
     """
 
     indices: np.ndarray
@@ -64,6 +71,7 @@ class ResolvedTargets:
     score_fn: ScoreFn
     names: list[list[str]]
     row_independent: bool = False
+    other: int | None = None
 
     @property
     def k(self) -> int:
@@ -74,16 +82,45 @@ class ResolvedTargets:
         of image ``i``): ``(B, C) -> (B, K)``."""
         if self.row_independent:
             return self.score_fn
-        row = self.indices[i]
-        return lambda logits: logits[:, torch.as_tensor(row, device=logits.device)]
+        row, other = self.indices[i], self.other
+        if other is None:
+            return lambda logits: logits[:, torch.as_tensor(row, device=logits.device)]
+        return lambda logits: (
+            logits[:, torch.as_tensor(row, device=logits.device)] - logits[:, other, None]
+        )
 
 
-def _gather(indices: np.ndarray) -> ScoreFn:
+def _gather(indices: np.ndarray, other: int | None = None) -> ScoreFn:
+    """``logits[i, indices[i, k]]`` (minus ``logits[i, other]`` when given): ``(N, K)``."""
+
     def score(logits: torch.Tensor) -> torch.Tensor:
         idx = torch.as_tensor(indices, device=logits.device, dtype=torch.long)
-        return logits.gather(1, idx)
+        out = logits.gather(1, idx)
+        return out if other is None else out - logits[:, other, None]
 
     return score
+
+
+def _contrast(
+    targets: Contrast, logits: torch.Tensor, labels: Sequence[str], class_index: Callable
+) -> ResolvedTargets:
+    """:class:`Contrast`: class indices ``(N, 1)`` and the score ``logit[this] - logit[other]``."""
+    n = int(logits.shape[0])
+    b = class_index(targets.other)
+    if targets.this is None:
+        if logits.shape[1] < 2:
+            raise TargetError("Contrast(None, b) needs a model with at least two classes.")
+        top2 = logits.topk(2, dim=1).indices.cpu().numpy()
+        idx = np.where(top2[:, :1] == b, top2[:, 1:], top2[:, :1])  # never "b rather than b"
+    else:
+        idx = np.full((n, 1), class_index(targets.this), dtype=np.int64)
+    if (idx == b).any():
+        raise TargetError(
+            f"Contrast({targets.this!r}, {targets.other!r}) compares a class with itself.",
+            hint="give two different classes.",
+        )
+    names = [[f"{labels[int(a)]} rather than {labels[b]}"] for a in idx[:, 0]]
+    return ResolvedTargets(idx, False, _gather(idx, b), names, other=b)
 
 
 def resolve_targets(
@@ -124,19 +161,7 @@ def resolve_targets(
         idx = np.tile(np.array(row, dtype=np.int64), (n, 1))
         return ResolvedTargets(idx, True, _gather(idx), names_of(idx))
     if isinstance(targets, Contrast):
-        a, b = class_index(targets.this), class_index(targets.other)
-        idx = np.full((n, 1), a, dtype=np.int64)
-
-        def contrast(logits: torch.Tensor) -> torch.Tensor:
-            return (logits[:, a] - logits[:, b])[:, None]
-
-        return ResolvedTargets(
-            idx,
-            False,
-            contrast,
-            [[f"{labels[a]} rather than {labels[b]}"]] * n,
-            row_independent=True,
-        )
+        return _contrast(targets, logits, labels, class_index)
     if callable(targets) and not isinstance(targets, str | int | np.integer):
         return _callable_targets(targets, logits)
     if isinstance(targets, int | np.integer | str):
@@ -201,4 +226,7 @@ def repeat_targets(resolved: ResolvedTargets, times: int) -> Any:
         fn = resolved.score_fn
         return fn if resolved.multi else (lambda logits: fn(logits)[:, 0])
     idx = np.tile(resolved.indices, (times, 1))
+    if resolved.other is not None:  # a contrast: the same score on every copy
+        fn = _gather(idx, resolved.other)
+        return fn if resolved.multi else (lambda logits: fn(logits)[:, 0])
     return idx if resolved.multi else idx[:, 0].tolist()

@@ -12,7 +12,15 @@ from PIL import Image
 from reference_models import agree
 from safetensors.torch import save_file
 
-from explain import ModelLoadError, NetworkError, WeightsError, compute_cams, load_model
+from explain import (
+    AttentionError,
+    ModelLoadError,
+    NetworkError,
+    WeightsError,
+    applicable_methods,
+    compute_cams,
+    load_model,
+)
 from explain.builtin.imagenet import imagenet_labels
 from explain.hooks import Hooks
 from explain.models import network
@@ -248,6 +256,13 @@ def test_grad_cam_on_a_timm_vit_matches_pytorch_grad_cam(vit, photo_paths):
     ours = compute_cams(vit, x, layers=layer, targets=classes)
     theirs = _grad_cam_oracle(vit, x, layer, classes, reshape)
     assert agree(ours.maps[layer], theirs) == 3
+
+
+def test_attention_methods_name_swins_windowed_attention(swin):
+    ok, skipped = applicable_methods(swin)
+    assert set(skipped) == {"rollout", "chefer", "legrad"} and "gradcam" in ok
+    with pytest.raises(AttentionError, match="within local windows"):
+        compute_cams(swin, torch.zeros(1, 3, 96, 96), method="rollout")
 
 
 def test_grad_cam_on_a_timm_swin_matches_pytorch_grad_cam(swin, photo_paths):

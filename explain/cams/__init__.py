@@ -5,7 +5,8 @@ CAM method shares; each method lives in the module named after its idea (``gradi
 ``shapley.py``, ``finer.py``, ``kernel.py``, ``perturbation.py``, ``cam.py``, ``fullgrad.py``,
 ``guided.py``, ``transformer.py``), and ``methods.py`` lists the built-in ones; the attention
 methods read attention probabilities captured by ``attention.py`` in the pass of
-``attention_pass.py``; ``smoothing.py`` wraps any method; ``engine.py`` runs them.
+``attention_pass.py``; ``smoothing.py`` wraps any method; ``engine.py`` runs them;
+``compare.py`` runs several (``"all"``), skipping those that do not apply to the model.
 """
 
 from ..layers import resolve_layers
@@ -20,6 +21,7 @@ from .base import (
     register_method,
     unregister_method,
 )
+from .compare import MethodResults, applicable_methods, compute_methods, method_names
 from .core import CamResult, first_component, normalize_maps, summed_maps, upsample, weighted_maps
 from .engine import compute_cams
 from .forward import LayerPass, as_input, batched_grads, run_pass
@@ -37,14 +39,18 @@ __all__ = [
     "CamRequest",
     "CamResult",
     "LayerPass",
+    "MethodResults",
     "RawMaps",
     "WeightedActivations",
+    "applicable_methods",
     "as_input",
     "batched_grads",
     "check_method",
     "compute_cams",
+    "compute_methods",
     "first_component",
     "guided_backprop",
+    "method_names",
     "normalize_maps",
     "register_method",
     "resolve_layers",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
+from torch import nn
 
 from ..errors import AttentionError, ExplainError, LayerError
 from ..hooks import Hooks, first_tensor
@@ -54,6 +55,42 @@ def candidate_blocks(handle: ModelHandle) -> list[LayerInfo]:
     """The model's blocks (transformer layers) whose output is a token grid, in depth order."""
     infos = [handle.layer(name) for name in handle.block_layers(limit=10_000)]
     return [info for info in infos if info.kind == "tokens" and info.grid is not None]
+
+
+def windowed_attention(model: nn.Module) -> str | None:
+    """The class name of the first module that attends within local windows (Swin's
+    ``WindowAttention`` / ``ShiftedWindowAttention``, blocks with a ``window_size``), if any."""
+    for module in model.modules():
+        name = type(module).__name__
+        if "window" in name.lower() or (
+            hasattr(module, "window_size") and "attention" in name.lower()
+        ):
+            return name
+    return None
+
+
+def attention_blocks(handle: ModelHandle) -> list[LayerInfo]:
+    """:func:`candidate_blocks`, or an error that says why there are none.
+
+    Raises:
+        AttentionError: windowed attention (Swin), or no transformer blocks with patch tokens.
+    """
+    blocks = candidate_blocks(handle)
+    if blocks:
+        return blocks
+    windowed = windowed_attention(handle.model)
+    if windowed is not None:
+        raise AttentionError(
+            f"{handle.name} attends within local windows ({windowed}, as Swin does), not across "
+            "all patch tokens, so attention rollout, Chefer relevancy and LeGrad, which follow "
+            "attention between every pair of patches through the network, do not apply.",
+            hint=f"use a CAM method such as method='gradcam' (at {handle.default_layer!r}).",
+        )
+    raise AttentionError(
+        f"{handle.name} has no transformer blocks with patch tokens, so attention methods "
+        "do not apply.",
+        hint="use a CAM method such as method='gradcam'.",
+    )
 
 
 def _depth(layer: LayerInfo, blocks: Sequence[LayerInfo]) -> int:
@@ -148,13 +185,7 @@ def run_attention_pass(
         AttentionError: the model has no global self-attention over its patch tokens.
         LayerError: a layer that comes before the first attention block.
     """
-    blocks = candidate_blocks(handle)
-    if not blocks:
-        raise AttentionError(
-            f"{handle.name} has no transformer blocks with patch tokens, so attention methods "
-            "do not apply.",
-            hint="use a CAM method such as method='gradcam'.",
-        )
+    blocks = attention_blocks(handle)
     names = [b.name for b in blocks]
     n = int(x.shape[0])
     capture = AttentionCapture()
@@ -235,4 +266,10 @@ def run_attention_pass(
     )
 
 
-__all__ = ["AttentionPass", "candidate_blocks", "run_attention_pass"]
+__all__ = [
+    "AttentionPass",
+    "attention_blocks",
+    "candidate_blocks",
+    "run_attention_pass",
+    "windowed_attention",
+]

@@ -107,6 +107,11 @@ class CamMethod:
     reference: str
     eigen: bool = False
 
+    def check(self, handle: ModelHandle) -> None:
+        """Raise :class:`~explain.errors.MethodNotApplicable` when the method cannot apply to
+        this model at all, found without computing a map (attention methods on a CNN, ...);
+        some cases only show while computing (CAM's check of the head's input)."""
+
     def raw_maps(self, request: CamRequest, x: torch.Tensor, targets: Any) -> RawMaps:
         """Raw maps for the images ``x`` ``(n, 3, H, W)`` at ``request.layers``.
 

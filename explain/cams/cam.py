@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ExplainError, TargetError
+from ..errors import LayerError, MethodNotApplicable, TargetError
 from ..hooks import Hooks
 from ..models import ModelHandle
 from .base import CamMethod, CamRequest, RawMaps
@@ -24,7 +24,7 @@ def linear_head(handle: ModelHandle) -> tuple[str, nn.Linear]:
     modules = dict(handle.model.named_modules())
     linear = [i for i in handle.layers if i.calls and isinstance(modules[i.name], nn.Linear)]
     if not linear:
-        raise ExplainError(
+        raise MethodNotApplicable(
             f"CAM needs a linear classifier head; {handle.name} has none.",
             hint="use method='gradcam', which generalises CAM to any head.",
         )
@@ -32,15 +32,30 @@ def linear_head(handle: ModelHandle) -> tuple[str, nn.Linear]:
     return name, modules[name]
 
 
+def _reads_pooled(head_in: torch.Tensor, acts: torch.Tensor) -> bool:
+    """Whether the head's input ``(n, ...)`` is the spatial mean of ``acts`` ``(n, C, h, w)``."""
+    pooled = acts.mean(dim=(2, 3))
+    flat = head_in.reshape(len(acts), -1)
+    tolerance = 1e-4 * max(1.0, float(pooled.abs().max()))
+    return flat.shape == pooled.shape and torch.allclose(flat, pooled, rtol=1e-3, atol=tolerance)
+
+
 @dataclass(frozen=True)
 class ClassActivationMap(CamMethod):
     """``L_c = sum_k W_ck A_k`` (no ReLU, as in the paper)."""
+
+    def check(self, handle: ModelHandle) -> None:
+        linear_head(handle)
 
     def raw_maps(self, request: CamRequest, x: torch.Tensor, targets: Any) -> RawMaps:
         handle = request.handle
         head_name, head = linear_head(handle)
         hooks = Hooks(handle.model).record_inputs([head_name])
-        p = run_pass(handle, x, request.layers, targets, grads=False, hooks=hooks)
+        # The default layer too: where a requested layer does not fit, it tells a wrong layer
+        # (a user's choice) from a model without a pooling + linear head (CAM does not apply).
+        default = handle.map_layer(handle.default_layer)
+        recorded = [*request.layers, *([] if default in request.layers else [default])]
+        p = run_pass(handle, x, recorded, targets, grads=False, hooks=hooks)
         if not (p.targets.indices >= 0).all() or p.targets.row_independent:
             raise TargetError(
                 "CAM explains class indices only; use method='gradcam' for custom scores."
@@ -48,20 +63,23 @@ class ClassActivationMap(CamMethod):
         weight = head.weight.detach().float().cpu()
         head_in = hooks.inputs[head_name].float().cpu()
         maps = {}
-        for name, acts in p.acts.items():
-            pooled = acts.mean(dim=(2, 3))
-            flat = head_in.reshape(len(acts), -1)
-            tolerance = 1e-4 * max(1.0, float(pooled.abs().max()))
-            if flat.shape != pooled.shape or not torch.allclose(
-                flat, pooled, rtol=1e-3, atol=tolerance
-            ):
-                raise ExplainError(
+        for info in request.layers:
+            name, acts = info.name, p.acts[info.name]
+            if not _reads_pooled(head_in, acts):
+                fits = _reads_pooled(head_in, p.acts[default.name])
+                error = LayerError if fits else MethodNotApplicable
+                raise error(
                     f"CAM needs the classifier {head_name!r} to read the global average of "
-                    f"layer {name!r} directly, and it does not.",
-                    hint="pick the last feature layer before global pooling (e.g. "
-                    f"{handle.default_layer!r}) or use method='gradcam', which generalises CAM.",
+                    f"layer {name!r} directly, and it does not"
+                    + ("." if fits else f" (nor that of {default.name!r})."),
+                    hint=f"pick the layer the classifier pools, {default.name!r}, or use "
+                    "method='gradcam', which generalises CAM."
+                    if fits
+                    else "use method='gradcam', which generalises CAM to any head.",
                 )
             w = weight[torch.as_tensor(p.targets.indices)]  # (n, K, C)
+            if p.targets.other is not None:  # a contrast: the map of logit a - logit b
+                w = w - weight[p.targets.other]
             maps[name] = torch.einsum("nkc,nchw->nkhw", w, acts)
             request.check_constant(name, maps[name], acts)
         return RawMaps(p.logits, p.targets, maps)

@@ -62,8 +62,13 @@ def compute_cams(
         A :class:`CamResult`: ``maps[layer]`` (N, H, W) in [0, 1], ``raw[layer]`` (N, h, w),
         ``targets`` (N,), ``probs`` (N, classes); with several targets per image the maps are
         (N, K, H, W) and targets (N, K).
+
+    Raises:
+        MethodNotApplicable: the method does not apply to this model (see
+            :func:`~explain.cams.compare.compute_methods` for several methods at once).
     """
     cam = check_method(method)
+    cam.check(handle)  # a method that cannot apply to this model fails before any work
     x = as_input(handle, x)
     request = CamRequest(
         handle,

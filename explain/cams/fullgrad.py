@@ -9,7 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ExplainError
+from ..errors import MethodNotApplicable
+from ..layers import LayerInfo
+from ..models import ModelHandle
 from .base import CamMethod, CamRequest, RawMaps
 from .core import normalize_maps, upsample
 from .forward import INPUT, run_pass
@@ -26,35 +28,44 @@ def effective_bias(module: nn.Module) -> torch.Tensor | None:
     return None if bias is None else bias.detach()
 
 
+def bias_layers(handle: ModelHandle) -> list[LayerInfo]:
+    """The convolutions and batch norms (NCHW maps) that add a bias, in model order."""
+    modules = dict(handle.model.named_modules())
+    found = [
+        i
+        for i in handle.layers
+        if i.calls
+        and i.kind == "spatial"
+        and i.layout == "nchw"
+        and isinstance(modules[i.name], nn.Conv2d | nn.BatchNorm2d)
+        and effective_bias(modules[i.name]) is not None
+    ]
+    if not found:
+        raise MethodNotApplicable(
+            f"FullGrad needs convolution or batch-norm layers with biases; {handle.name} has none.",
+            hint="use method='gradcam'.",
+        )
+    return found
+
+
 @dataclass(frozen=True)
 class FullGrad(CamMethod):
     """``L = psi(|x * dS/dx|) + sum_l sum_c psi(|b_lc * dS/db_lc|)`` at input resolution, with
     ``psi`` min-max normalisation (per colour channel for the input term). The requested
     layers do not change it: every bias layer is used, and each gets the same map."""
 
+    def check(self, handle: ModelHandle) -> None:
+        bias_layers(handle)
+
     def raw_maps(self, request: CamRequest, x: torch.Tensor, targets: Any) -> RawMaps:
         handle = request.handle
         modules = dict(handle.model.named_modules())
-        bias_layers = [
-            i
-            for i in handle.layers
-            if i.calls
-            and i.kind == "spatial"
-            and i.layout == "nchw"
-            and isinstance(modules[i.name], nn.Conv2d | nn.BatchNorm2d)
-            and effective_bias(modules[i.name]) is not None
-        ]
-        if not bias_layers:
-            raise ExplainError(
-                f"FullGrad needs convolution or batch-norm layers with biases; {handle.name} "
-                "has none.",
-                hint="use method='gradcam'.",
-            )
-        p = run_pass(handle, x, bias_layers, targets, grads=True, input_grad=True)
+        biased = bias_layers(handle)
+        p = run_pass(handle, x, biased, targets, grads=True, input_grad=True)
         size = (int(x.shape[-2]), int(x.shape[-1]))
         g_in = p.grads[INPUT]  # (n, K, 3, H, W)
         total = normalize_maps((g_in * x[:, None].to(g_in)).abs().float().cpu()).sum(2)
-        for info in bias_layers:
+        for info in biased:
             g = p.grads[info.name]
             if g is None:
                 continue

@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from .attention_pass import AttentionPass, run_attention_pass
+from ..models import ModelHandle
+from .attention_pass import AttentionPass, attention_blocks, run_attention_pass
 from .base import CamMethod, CamRequest, RawMaps
 
 
@@ -85,7 +86,15 @@ def _note_common(request: CamRequest, p: AttentionPass) -> None:
 
 
 @dataclass(frozen=True)
-class AttentionRollout(CamMethod):
+class AttentionMethod(CamMethod):
+    """A method that reads the attention of transformer blocks over patch tokens."""
+
+    def check(self, handle: ModelHandle) -> None:
+        attention_blocks(handle)
+
+
+@dataclass(frozen=True)
+class AttentionRollout(AttentionMethod):
     """Attention rollout (class-agnostic: one map, repeated for every target)."""
 
     def raw_maps(self, request: CamRequest, x: torch.Tensor, targets: Any) -> RawMaps:
@@ -100,7 +109,7 @@ class AttentionRollout(CamMethod):
 
 
 @dataclass(frozen=True)
-class AttentionRelevancy(CamMethod):
+class AttentionRelevancy(AttentionMethod):
     """Gradient-weighted attention relevancy (Chefer et al. 2021, generic rule)."""
 
     def raw_maps(self, request: CamRequest, x: torch.Tensor, targets: Any) -> RawMaps:
@@ -115,7 +124,7 @@ class AttentionRelevancy(CamMethod):
 
 
 @dataclass(frozen=True)
-class LeGrad(CamMethod):
+class LeGrad(AttentionMethod):
     """LeGrad (Bousselham et al. 2024): each block scored by the model's head."""
 
     def raw_maps(self, request: CamRequest, x: torch.Tensor, targets: Any) -> RawMaps:

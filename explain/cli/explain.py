@@ -2,12 +2,18 @@
 
 ::
 
-    python -m explain IMAGE... --model SPEC [--weights W] [--layers L1,L2] [--method gradcam]
-                      [--target auto|IDX|NAME|topK] --out DIR
+    python -m explain IMAGE... --model SPEC [--weights W] [--layers L1,L2] [--method gradcam|all]
+                      [--target auto|IDX|NAME|topK] [--contrast IDX|NAME] --out DIR
+                      [--prompts 'P1;P2' | --prompts-file FILE]  (CLIP models)
                       [--labels NAMES|FILE] [--input-size H[,W]] [--mean R,G,B --std R,G,B]
                       [--resize N|F|none] [--model-arg KEY=VALUE] [--device D]
 
-The model options are those of every command line (:mod:`explain.cli.options`).
+The model options are those of every command line (:mod:`explain.cli.options`). With a CLIP
+model the classes are the prompts, so ``--target`` and ``--contrast`` take prompts too.
+``--contrast B`` explains "why the target rather than B" (the score ``logit[target] -
+logit[B]``). Among several methods (``--method all``), those that do not apply to the model
+(attention methods on a CNN, CAM without a pooling + linear head) are skipped with a note in the
+summary; the run fails only when none applies.
 
 For every image, method, layer (and class, with ``--target topK``) it writes
 ``<stem>__<method>__<layer>.png`` (the overlay), ``.npy`` (the normalised map, ``(H, W)``
@@ -43,14 +49,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..cams import METHOD_INFO, METHODS, CamResult, compute_cams
-from ..errors import ExplainError, TargetError
+from ..cams import METHOD_INFO, METHODS, CamResult, applicable_methods, compute_cams
+from ..errors import ExplainError, MethodNotApplicable, TargetError
 from ..images import LoadedImage, load_images
 from ..models import ModelHandle
 from ..predictions import top_classes
 from ..progress import Progress, notify, within
 from ..render import COLORMAPS, gradient_image, overlay
-from ..targets import TopK
+from ..targets import Contrast, TopK
 from .command import NOTHING_DONE, OK, prepare_out, progress_bar, run_command, safe_part, say
 from .options import (
     LAYERS_HELP,
@@ -122,6 +128,18 @@ def resolve_target(handle: ModelHandle, text: str) -> Any:
     return handle.class_index(t)  # raises with close label names
 
 
+def contrast_target(handle: ModelHandle, target: Any, other: str | None) -> Any:
+    """``--contrast`` over the resolved ``--target``: :class:`~explain.targets.Contrast`
+    (``target`` None: each image's top class); the target as it is without ``--contrast``."""
+    if other is None:
+        return target
+    if isinstance(target, TopK):
+        raise TargetError("--contrast explains one class against another: give one --target.")
+    text = other.strip()
+    index = handle.class_index(int(text) if re.fullmatch(r"[+-]?\d+", text) else text)
+    return Contrast(target, index)
+
+
 def expand_inputs(
     items: Sequence[str], exclude: Path | None = None
 ) -> tuple[list[Path], list[dict[str, str]]]:
@@ -176,14 +194,22 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--method",
         default="gradcam",
         metavar="M1,M2",
-        help=f"comma-separated, from: {', '.join(METHODS)}; or 'all' (default: gradcam)",
+        help=f"comma-separated, from: {', '.join(METHODS)}; or 'all' (methods that do not "
+        "apply to the model are skipped with a note) (default: gradcam)",
     )
     parser.add_argument(
         "--target",
         default="auto",
         metavar="auto|IDX|NAME|topK",
-        help="class to explain: auto (top-1, the default), a class index or label, or topK "
-        "(one map for each of the K most probable classes)",
+        help="class to explain: auto (top-1, the default), a class index or label (a prompt "
+        "for CLIP models), or topK (one map for each of the K most probable classes)",
+    )
+    parser.add_argument(
+        "--contrast",
+        metavar="IDX|NAME",
+        help="why the --target class rather than this one: explains logit(target) - "
+        "logit(this) (with --target auto, each image's top class; its second when the top "
+        "one is this)",
     )
     parser.add_argument("--colormap", default="jet", choices=COLORMAPS, help="(default: jet)")
     parser.add_argument(
@@ -246,6 +272,7 @@ class _Run:
         self.notes: list[str] = []
         self.timings: dict[str, float] = {"load_model": 0.0, "read_images": 0.0, "write": 0.0}
         self.method_time = dict.fromkeys(self.methods, 0.0)
+        self.skipped_methods: dict[str, str] = {}
         self.status = "running"
         self.error: str | None = None
         self.command = shlex.join(command)
@@ -260,7 +287,14 @@ class _Run:
         self.handle = load_model_from_args(args)
         self.timings["load_model"] = time.perf_counter() - t0
         self.layers = layer_names(self.handle, args.layers)
-        self.targets = resolve_target(self.handle, args.target)
+        self.targets = contrast_target(
+            self.handle, resolve_target(self.handle, args.target), args.contrast
+        )
+        _, skipped = applicable_methods(self.handle, self.methods)
+        for method, why in skipped.items():
+            self._skip_method(method, why)
+        if args.max_channels and all(METHOD_INFO[m].kind != "perturbation" for m in self.methods):
+            raise ExplainError("--max-channels applies to Score-CAM and Ablation-CAM only.")
         self.layer_tags = dict(zip(self.layers, unique_names(self.layers), strict=True))
         prepare_out(self.out)
         self._note(*self.handle.notes)
@@ -281,6 +315,21 @@ class _Run:
             for chunk in _chunks(jobs, self.args.batch_size):
                 self._batch(chunk)
         self.bar = None
+
+    def _skip_method(self, method: str, why: str) -> None:
+        """Leave out a method that does not apply to the model (a note); an error when it was
+        the last one."""
+        self.skipped_methods[method] = why
+        self.methods = [m for m in self.methods if m != method]
+        self.method_time.pop(method, None)
+        self._note(f"{method} skipped: {why}")
+        say(f"skipped {method}: {_one_line(why)}")
+        if not self.methods:
+            reasons = "; ".join(f"{m}: {w.rstrip('.')}" for m, w in self.skipped_methods.items())
+            raise MethodNotApplicable(
+                f"No method asked for applies to {self.args.model} ({reasons}).",
+                hint="use a CAM method such as --method gradcam.",
+            )
 
     def _advance(self, steps: int, message: str) -> None:
         self.step += steps
@@ -319,22 +368,28 @@ class _Run:
             for path, name, loaded in good
         ]
         self.images.extend(records)  # listed as soon as one method has written its files
-        for method in self.methods:
+        for method in list(self.methods):
             title = METHOD_INFO[method].title
             notify(self._within_step(), 0, 1, title)
             t1 = time.perf_counter()
-            res = compute_cams(
-                self.handle,
-                x,
-                self.layers,
-                method,
-                self.targets,
-                eigen_smooth=self.args.eigen_smooth,
-                aug_smooth=self.args.aug_smooth,
-                batch_size=self.args.batch_size,
-                max_channels=self.args.max_channels,
-                progress=self._within_step(),
-            )
+            perturbs = METHOD_INFO[method].kind == "perturbation"
+            try:
+                res = compute_cams(
+                    self.handle,
+                    x,
+                    self.layers,
+                    method,
+                    self.targets,
+                    eigen_smooth=self.args.eigen_smooth,
+                    aug_smooth=self.args.aug_smooth,
+                    batch_size=self.args.batch_size,
+                    max_channels=self.args.max_channels if perturbs else None,
+                    progress=self._within_step(),
+                )
+            except MethodNotApplicable as exc:  # found only while computing (CAM's head check)
+                self._skip_method(method, exc.message)
+                self._advance(1, title)
+                continue
             self.method_time[method] += time.perf_counter() - t1
             self._note(*res.notes)
             if "predictions" not in records[0]:
@@ -431,8 +486,10 @@ class _Run:
                 "num_classes": handle.num_classes if handle else None,
             },
             "methods": self.methods,
+            "skipped_methods": self.skipped_methods,
             "layers": self.layers,
             "target": args.target,
+            "contrast": args.contrast,
             "settings": {
                 "colormap": args.colormap,
                 "alpha": args.alpha,

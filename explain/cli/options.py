@@ -14,7 +14,9 @@ Model options: ``--model SPEC`` (``pkg.module:factory(depth=56)`` takes factory 
 Python literals), ``--model-arg KEY=VALUE`` (repeatable), ``--weights``, ``--labels``
 (comma-separated or a file with one name per line), ``--input-size H[,W]``, ``--mean R,G,B``,
 ``--std R,G,B``, ``--resize`` (shorter side before a centre crop, ``none`` to resize straight to
-the input size, or a crop fraction such as ``0.875``), ``--interpolation`` and ``--device``.
+the input size, or a crop fraction such as ``0.875``), ``--interpolation`` and ``--device``; for
+CLIP models (``clip:<hub id or folder>``, ``open_clip:<name>``) the classes are text prompts:
+``--prompts "a dog;a cat"`` or ``--prompts-file FILE`` (one prompt per line).
 """
 
 from __future__ import annotations
@@ -24,15 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from ..cams import METHODS, check_method
-from ..errors import ExplainError, ModelLoadError
+from ..errors import ExplainError, ModelLoadError, PromptError
 from ..factory_spec import parse_model_args
 from ..layers import resolve_layers
 from ..models import DEFAULT, ModelHandle, load_model
+from ..models.prompts import check_prompts
 
 MODEL_HELP = (
     "builtin:efficientnet-lite0 (ImageNet, offline), builtin:shapes, torchvision:<name>, "
-    "hf:<hub id or folder>, or package.module:factory (arguments as in "
-    "package.module:factory(depth=56))"
+    "timm:<name>, hf:<hub id or folder>, clip:<hub id or folder> or open_clip:<name> (with "
+    "--prompts), or package.module:factory (arguments as in package.module:factory(depth=56))"
 )
 LAYERS_HELP = (
     "comma-separated module paths; 'default' (the usual Grad-CAM layer), 'all' (every layer "
@@ -147,6 +150,24 @@ def parse_labels(text: str | None) -> list[str] | None:
     return labels
 
 
+def parse_prompts(text: str | None, file: str | Path | None) -> list[str] | None:
+    """CLIP prompts from ``--prompts`` (separated by ``;`` or new lines: a prompt may hold
+    commas) and / or ``--prompts-file`` (one per line, blank lines ignored); ``None`` when
+    neither is given."""
+    if text is None and file is None:
+        return None
+    lines: list[str] = []
+    if file is not None:
+        path = Path(file).expanduser()
+        try:
+            lines.extend(path.read_text(encoding="utf-8").splitlines())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PromptError(f"Cannot read the prompts file {path}: {exc}") from exc
+    if text is not None:
+        lines.extend(text.replace(";", "\n").splitlines())
+    return check_prompts(lines)
+
+
 def resolve_methods(text: str) -> list[str]:
     """Comma-separated method names (``grad-cam``, ``Score_CAM``, ``gradcam++`` ...) or
     ``all`` -> canonical names from :data:`explain.METHODS`."""
@@ -206,6 +227,17 @@ def add_model_options(parser: argparse.ArgumentParser, *, required: bool = True)
         "--labels",
         metavar="NAMES|FILE",
         help="class names: comma-separated, or a text file with one name per line",
+    )
+    group.add_argument(
+        "--prompts",
+        metavar="'P1;P2'",
+        help="CLIP models: the classes, as text prompts separated by ';' (e.g. 'a dog;a cat "
+        "wearing a hat')",
+    )
+    group.add_argument(
+        "--prompts-file",
+        metavar="FILE",
+        help="CLIP models: a text file with one prompt per line",
     )
     group.add_argument(
         "--input-size",
@@ -311,4 +343,5 @@ def load_model_from_args(args: argparse.Namespace) -> ModelHandle:
         labels=parse_labels(args.labels),
         preprocess=preprocess_overrides(args),
         model_args=parse_model_args(args.model_arg) or None,
+        prompts=parse_prompts(args.prompts, args.prompts_file),
     )

@@ -3,22 +3,25 @@ preprocessing, layers, a lock), whatever source it came from."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import hashlib
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import LayerError, TargetError
+from ..errors import LayerError, PromptError, TargetError
 from ..hooks import first_tensor
 from ..images import ImageSource
 from ..layers import LayerInfo, Probe, block_layers, probe_model, stage_layers
 from ..preprocessing import Preprocessor
 from .dry_run import dry_run
+from .prompts import PromptClassifier
 
 
 class ModelHandle:
@@ -28,8 +31,8 @@ class ModelHandle:
         model: the ``nn.Module`` in eval mode; ``model(x)`` returns logits ``(N, num_classes)``.
         name: display name; ``spec``: the spec it was loaded from; ``source``: the name of
             the source in :data:`explain.models.registry.SOURCES` ("torchvision", "timm", "hf",
-            "builtin" or "user").
-        labels: class names, index -> name.
+            "clip", "open_clip", "builtin" or "user").
+        labels: class names, index -> name (a CLIP model's prompts).
         preprocessor: turns images into the model's input (see :mod:`explain.preprocessing`).
         device: where the model lives.
         lock: serialises calls that hook the model (one shared model, many threads).
@@ -62,6 +65,7 @@ class ModelHandle:
         #: how :func:`~explain.models.load_model` made it (``None`` for a model object).
         self.recipe = None
         self._probe: Probe | None = None
+        self._weights_of: ModelHandle | None = None  # the handle whose weights hash is shared
 
     def __repr__(self) -> str:
         return (
@@ -179,6 +183,64 @@ class ModelHandle:
             )
         raise TargetError(f"A target class must be an int or a label, got {type(target).__name__}.")
 
+    # -- text prompts (CLIP) ------------------------------------------------------------------
+    @property
+    def prompts(self) -> list[str] | None:
+        """The text prompts that are the classes of a CLIP model; ``None`` for other models."""
+        return list(self.model.prompts) if isinstance(self.model, PromptClassifier) else None
+
+    def _prompt_model(self, prompts: str | Sequence[str]) -> PromptClassifier:
+        if not isinstance(self.model, PromptClassifier):
+            raise PromptError(
+                f"{self.name} takes no text prompts: its classes are fixed.",
+                hint="load a CLIP model ('clip:<hub id or folder>' or 'open_clip:<name>').",
+            )
+        return self.model.with_prompts(prompts)
+
+    def with_prompts(self, prompts: str | Sequence[str]) -> ModelHandle:
+        """A handle on the same model (the same modules, lock and layers; nothing reloaded)
+        whose classes are ``prompts``; this handle is not changed, so a model shared between
+        threads or sessions can be asked different questions at once. The prompts' text
+        embeddings are computed once and cached.
+
+        Raises:
+            PromptError: not a CLIP model, or prompts empty or repeated.
+        """
+        model = self._prompt_model(prompts)
+        twin = ModelHandle(
+            model,
+            name=self.name,
+            labels=list(model.prompts),
+            preprocessor=self.preprocessor,
+            spec=self.spec,
+            source=self.source,
+            device=self.device,
+            default_layers=self._preferred_layers,
+            notes=self.notes,
+        )
+        twin.lock = self.lock  # the same modules: hooks must not overlap
+        twin._probe = self._ensure_probe()  # the tower's layers do not depend on the prompts
+        twin._weights_of = self._weights_of or self  # hashed once, by the first handle
+        if self.recipe is not None:  # workers of a distributed run ask the same prompts
+            twin.recipe = dataclasses.replace(self.recipe, prompts=tuple(model.prompts))
+        return twin
+
+    def set_prompts(self, prompts: str | Sequence[str]) -> None:
+        """Make ``prompts`` the classes of this handle's CLIP model (nothing reloaded; text
+        embeddings cached). Every user of this handle sees the change: for a handle shared
+        between threads or sessions use :meth:`with_prompts`.
+
+        Raises:
+            PromptError: not a CLIP model, or prompts empty or repeated.
+        """
+        model = self._prompt_model(prompts)
+        with self.lock:
+            self.model = model.eval()
+            self.labels = list(model.prompts)
+            self.__dict__.pop("fingerprint", None)
+            if self.recipe is not None:
+                self.recipe = dataclasses.replace(self.recipe, prompts=tuple(model.prompts))
+
     # -- inference ------------------------------------------------------------------------------
     def logits(self, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """Logits ``(N, num_classes)`` float32 on the CPU, without gradients."""
@@ -197,13 +259,27 @@ class ModelHandle:
         return torch.softmax(self.logits(x, batch_size), dim=1).numpy()
 
     @functools.cached_property
-    def fingerprint(self) -> str:
-        """A short hash of the spec and all parameters and buffers (cache keys)."""
+    def _weights_hash(self) -> Any:
+        """sha256 of the spec and all parameters and buffers (a CLIP model's prompt embeddings
+        left out: the prompts are hashed as text), not finalised."""
+        if self._weights_of is not None:
+            return self._weights_of._weights_hash
         digest = hashlib.sha256(self.spec.encode())
         with torch.no_grad():
             for key, tensor in self.model.state_dict().items():
+                if key == "text_features" and isinstance(self.model, PromptClassifier):
+                    continue
                 digest.update(key.encode())
                 digest.update(
                     tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
                 )
+        return digest
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A short hash of the spec and all parameters and buffers, and of a CLIP model's
+        prompts (cache keys)."""
+        digest = self._weights_hash.copy()
+        if self.prompts is not None:
+            digest.update("\n".join(["<prompts>", *self.prompts]).encode())
         return digest.hexdigest()[:16]

@@ -49,7 +49,11 @@ class HFClassifier(nn.Module):
         return self.hf_model(pixel_values=pixel_values).logits
 
 
-def _hf_error(ref: str, exc: Exception) -> ModelLoadError:
+#: An example spec per prefix, for hints.
+_EXAMPLES = {"hf": "hf:microsoft/resnet-50", "clip": "clip:openai/clip-vit-base-patch32"}
+
+
+def _hf_error(ref: str, exc: Exception, prefix: str = "hf") -> ModelLoadError:
     from huggingface_hub import errors as hub_errors
 
     chain = []
@@ -70,8 +74,8 @@ def _hf_error(ref: str, exc: Exception) -> ModelLoadError:
     ):
         return ModelLoadError(
             f"There is no Hugging Face model {ref!r} (the id does not exist, or it is private).",
-            hint="check the spelling (e.g. hf:microsoft/resnet-50), or give a local folder "
-            "saved with save_pretrained as hf:/path/to/folder.",
+            hint=f"check the spelling (e.g. {_EXAMPLES.get(prefix, prefix + ':<id>')}), or give a "
+            f"local folder saved with save_pretrained as {prefix}:/path/to/folder.",
         )
     if "trust_remote_code" in text:
         return ModelLoadError(
@@ -87,26 +91,23 @@ def _hf_error(ref: str, exc: Exception) -> ModelLoadError:
     if any(issubclass(k, hub_errors.LocalEntryNotFoundError | ConnectionError) for k in kinds) or (
         "couldn't connect" in text
     ):
-        return _hf_offline_error(ref)
+        return _hf_offline_error(ref, prefix)
     return ModelLoadError(f"Loading the Hugging Face model {ref!r} failed: {exc}")
 
 
-def _hf_offline_error(ref: str) -> NetworkError:
+def _hf_offline_error(ref: str, prefix: str = "hf") -> NetworkError:
     return NetworkError(
         f"Cannot download the Hugging Face model {ref!r}: huggingface.co is not reachable and "
         "the model is not in the local cache.",
         hint="connect to the internet once (files are cached in ~/.cache/huggingface), or copy a "
-        "folder made with save_pretrained and load it as hf:/path/to/folder, or use the offline "
-        "model 'builtin:shapes'.",
+        f"folder made with save_pretrained and load it as {prefix}:/path/to/folder, or use the "
+        "offline model 'builtin:shapes'.",
     )
 
 
-def load(request: Request) -> Loaded:
-    """Load ``hf:<hub id or folder>`` (see :class:`~explain.models.source.Request`)."""
-    from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
-
-    ref, weights, spec, labels = request.ref, request.weights, request.spec, request.labels
-
+def hub_source(ref: str) -> tuple[str, bool]:
+    """``ref`` (a hub id or a folder) -> (what ``from_pretrained`` gets, whether it is a local
+    folder); a clear error for a path that names no folder."""
     local = Path(ref).expanduser()
     is_local = local.is_dir()
     if not is_local and (
@@ -118,24 +119,75 @@ def load(request: Request) -> Loaded:
             f"Hugging Face model folder not found: {local}",
             hint="give the folder that save_pretrained wrote (with config.json).",
         )
-    source = str(local) if is_local else ref
-    common = {"trust_remote_code": request.trust_remote_code}
+    return (str(local) if is_local else ref), is_local
+
+
+def hub_fetcher(
+    ref: str, is_local: bool, trust_remote_code: bool, prefix: str = "hf"
+) -> Callable[..., Any]:
+    """``fetch(fn, *args, **kwargs)``: ``fn`` (a ``from_pretrained``) from the local folder or
+    cache first, the network only when needed and reachable; failures become clear errors."""
+    common = {"trust_remote_code": trust_remote_code}
 
     def fetch(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Local folder or cache first; the network only when needed and reachable."""
         if is_local:
             return fn(*args, **kwargs, **common)
         try:
             return fn(*args, **kwargs, local_files_only=True, **common)
         except (OSError, ValueError) as exc:
             if isinstance(exc, ValueError) and "trust_remote_code" in str(exc):
-                raise _hf_error(ref, exc) from exc
+                raise _hf_error(ref, exc, prefix) from exc
         if not network.hub_reachable():
-            raise _hf_offline_error(ref)
+            raise _hf_offline_error(ref, prefix)
         try:
             return fn(*args, **kwargs, **common)
         except (OSError, ValueError) as exc:
-            raise _hf_error(ref, exc) from exc
+            raise _hf_error(ref, exc, prefix) from exc
+
+    return fetch
+
+
+def hub_model(
+    auto: Any,
+    request: Request,
+    source: str,
+    config: Any,
+    fetch: Callable[..., Any],
+    notes: list[str],
+    wrap: Callable[[nn.Module], nn.Module] = lambda m: m,
+    prefix: str = "hf",
+) -> nn.Module:
+    """The model of ``auto`` (an ``AutoModel...`` class) for ``request.weights``: pretrained
+    (``DEFAULT``, through ``fetch``), random (``None``), or a weights file loaded into
+    ``wrap(model)`` (the key names the file uses)."""
+    weights, spec = request.weights, request.spec
+    try:
+        if weights == DEFAULT:
+            return fetch(auto.from_pretrained, source, config=config)
+        model = auto.from_config(config, trust_remote_code=request.trust_remote_code)
+        if weights is None:
+            notes.append("random weights (weights=None).")
+        elif is_path(weights):
+            load_weights(wrap(model), weights)
+        else:
+            raise ModelLoadError(
+                f"weights={weights!r} is not understood for {spec}.",
+                hint="use weights='DEFAULT', None, or a file path.",
+            )
+        return model
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise _hf_error(request.ref, exc, prefix) from exc
+
+
+def load(request: Request) -> Loaded:
+    """Load ``hf:<hub id or folder>`` (see :class:`~explain.models.source.Request`)."""
+    from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
+
+    ref, labels = request.ref, request.labels
+    source, is_local = hub_source(ref)
+    fetch = hub_fetcher(ref, is_local, request.trust_remote_code)
 
     try:
         config = fetch(AutoConfig.from_pretrained, source)
@@ -144,24 +196,9 @@ def load(request: Request) -> Loaded:
     except (OSError, ValueError) as exc:
         raise _hf_error(ref, exc) from exc
     notes: list[str] = []
-    try:
-        if weights == DEFAULT:
-            hf_model = fetch(AutoModelForImageClassification.from_pretrained, source, config=config)
-        else:
-            hf_model = AutoModelForImageClassification.from_config(config, **common)
-            if weights is None:
-                notes.append("random weights (weights=None).")
-            elif is_path(weights):
-                load_weights(HFClassifier(hf_model), weights)
-            else:
-                raise ModelLoadError(
-                    f"weights={weights!r} is not understood for {spec}.",
-                    hint="use weights='DEFAULT', None, or a file path.",
-                )
-    except ModelLoadError:
-        raise
-    except (OSError, ValueError, KeyError) as exc:
-        raise _hf_error(ref, exc) from exc
+    hf_model = hub_model(
+        AutoModelForImageClassification, request, source, config, fetch, notes, HFClassifier
+    )
     model = HFClassifier(hf_model)
     size = _hf_input_size(config)
     try:

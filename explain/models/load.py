@@ -9,13 +9,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, PromptError
 from ..factory_spec import format_factory_args, split_factory_args
 from .caller_preprocess import override_preprocessor
 from .dry_run import check_label_count
 from .handle import ModelHandle
+from .prompts import check_prompts
 from .recipe import ModelRecipe
-from .registry import find_source, model_args_help, object_source, spec_help
+from .registry import (
+    find_source,
+    model_args_help,
+    object_source,
+    prompt_sources_help,
+    spec_help,
+)
 from .source import DEFAULT, Request, Source
 
 
@@ -72,11 +79,13 @@ def load_model(
     trust_remote_code: bool = False,
     name: str | None = None,
     model_args: Mapping[str, Any] | None = None,
+    prompts: str | Sequence[str] | None = None,
 ) -> ModelHandle:
     """Load a classifier and wrap it in a :class:`ModelHandle`.
 
     Args:
         spec: ``"torchvision:<name>"``, ``"timm:<name>"``, ``"hf:<hub id or folder>"``,
+            ``"clip:<hub id or folder>"``, ``"open_clip:<name>[.<tag>]"`` (with ``prompts``),
             ``"builtin:<name>"``, ``"package.module:factory"`` (with keyword arguments as Python
             literals: ``"package.module:factory(depth=56)"``, also for timm:
             ``"timm:vit_tiny_patch16_224(img_size=96)"``), an ``nn.Module`` or a factory
@@ -94,9 +103,13 @@ def load_model(
         name: display name (default: from the spec).
         model_args: keyword arguments for a user factory or ``timm.create_model`` (over
             those written in the spec).
+        prompts: the classes of a CLIP model (``clip:`` and ``open_clip:`` specs): text
+            prompts, a list or one string with one prompt per line (or ``;``-separated);
+            change them later with :meth:`ModelHandle.with_prompts` / ``set_prompts``.
 
     Raises:
         ModelLoadError: (or its subclasses NetworkError, WeightsError) with what to do instead.
+        PromptError: prompts missing, empty or repeated for a CLIP model, or given to another.
     """
     dev = resolve_device(device)
     if isinstance(spec, nn.Module) or (callable(spec) and not isinstance(spec, str)):
@@ -116,6 +129,15 @@ def load_model(
             f"A model spec must be a string or an nn.Module, got {type(spec).__name__}.",
             hint=spec_help(),
         )
+    if source.takes_prompts and labels is not None:
+        raise PromptError(
+            f"The classes of {title} are its text prompts; labels do not apply.",
+            hint="pass prompts=['a dog', 'a cat'] instead of labels.",
+        )
+    if prompts is not None and not source.takes_prompts:
+        raise PromptError(f"{title} takes no prompts.", hint=prompt_sources_help())
+    if source.takes_prompts:
+        prompts = check_prompts(prompts)  # before a download, not after
     loaded = source.load(
         Request(
             ref=ref,
@@ -127,6 +149,7 @@ def load_model(
             trust_remote_code=trust_remote_code,
             model_args=args,
             sources_help=spec_help(),
+            prompts=prompts,
         )
     )
     if labels is not None:
@@ -151,6 +174,6 @@ def load_model(
     )
     if isinstance(spec, str):  # workers of a distributed run load the model again from this
         handle.recipe = ModelRecipe.of(
-            spec, weights, labels, preprocess, trust_remote_code, name, model_args
+            spec, weights, labels, preprocess, trust_remote_code, name, model_args, handle.prompts
         )
     return handle

@@ -26,6 +26,7 @@ class ModelRecipe:
         trust_remote_code: as given to ``load_model``.
         name: display name, or ``None``.
         model_args: factory keyword arguments.
+        prompts: the text prompts of a CLIP model (its classes), or ``None``.
     """
 
     spec: str
@@ -35,6 +36,7 @@ class ModelRecipe:
     trust_remote_code: bool = False
     name: str | None = None
     model_args: Mapping[str, Any] = field(default_factory=dict)
+    prompts: tuple[str, ...] | None = None
 
     @classmethod
     def of(
@@ -46,6 +48,7 @@ class ModelRecipe:
         trust_remote_code: bool,
         name: str | None,
         model_args: Mapping[str, Any] | None,
+        prompts: Sequence[str] | None = None,
     ) -> ModelRecipe:
         """A recipe with a weights path made absolute (workers start in another folder)."""
         if is_path(weights):
@@ -58,6 +61,7 @@ class ModelRecipe:
             trust_remote_code=bool(trust_remote_code),
             name=name,
             model_args=dict(model_args or {}),
+            prompts=None if prompts is None else tuple(prompts),
         )
 
     def load(self, device: str | None = "auto") -> Any:
@@ -73,6 +77,7 @@ class ModelRecipe:
             trust_remote_code=self.trust_remote_code,
             name=self.name,
             model_args=dict(self.model_args) or None,
+            prompts=None if self.prompts is None else list(self.prompts),
         )
 
 

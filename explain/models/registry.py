@@ -6,7 +6,7 @@ A new source is one module with a ``load(request) -> Loaded`` function plus one 
 
 from __future__ import annotations
 
-from . import builtin, huggingface, timm, torchvision, user
+from . import builtin, clip, huggingface, openclip, timm, torchvision, user
 from .source import Source
 
 #: Every source, in the order a user interface lists them.
@@ -41,6 +41,22 @@ SOURCES: tuple[Source, ...] = (
         load=huggingface.load,
     ),
     Source(
+        name="clip",
+        prefix="clip",
+        label="CLIP (Hugging Face)",
+        help="'clip:<hub id or folder>' with prompts (e.g. clip:openai/clip-vit-base-patch32)",
+        load=clip.load,
+        takes_prompts=True,
+    ),
+    Source(
+        name="open_clip",
+        prefix="open_clip",
+        label="CLIP (open_clip)",
+        help="'open_clip:<name>[.<tag>]' with prompts (e.g. open_clip:ViT-B-32, open_clip:RN50)",
+        load=openclip.load,
+        takes_prompts=True,
+    ),
+    Source(
         name="user",
         prefix="python",
         label="Your own architecture",
@@ -72,6 +88,12 @@ def spec_help() -> str:
     """``"use 'builtin:...', ..., or 'package.module:factory' ..."``: every source's help."""
     helps = [s.help for s in SOURCES]
     return f"use {', '.join(helps[:-1])}, or {helps[-1]}."
+
+
+def prompt_sources_help() -> str:
+    """Which sources take text prompts."""
+    helps = [s.help for s in SOURCES if s.takes_prompts]
+    return f"prompts apply only to {' and '.join(helps)}."
 
 
 def model_args_help() -> str:

@@ -38,6 +38,7 @@ class Request:
         trust_remote_code: let Hugging Face run a repository's own code.
         model_args: keyword arguments for building the model.
         sources_help: the hint that lists every source (for "is this a source?" errors).
+        prompts: the text prompts that are the classes of a CLIP model (checked by the source).
     """
 
     ref: Any
@@ -49,6 +50,7 @@ class Request:
     trust_remote_code: bool = False
     model_args: Mapping[str, Any] = field(default_factory=dict)
     sources_help: str = ""
+    prompts: Any = None
 
 
 @dataclass
@@ -90,6 +92,7 @@ class Source:
         takes_model_args: accepts keyword arguments for building the model.
         applies_preprocess: the loader applies the caller's ``preprocess`` itself (it needs
             it to try the model); otherwise it is applied over the source's own afterwards.
+        takes_prompts: the classes are text prompts (CLIP): ``prompts`` instead of ``labels``.
     """
 
     name: str
@@ -101,6 +104,7 @@ class Source:
     takes_objects: bool = False
     takes_model_args: bool = False
     applies_preprocess: bool = False
+    takes_prompts: bool = False
 
 
 def is_path(weights: Any) -> bool:
