@@ -39,24 +39,25 @@ def _stamp(path: Path) -> float:
 
 
 def _open_form() -> None:
-    with st.form("emb_run_form", border=False):
-        cols = st.columns([4, 1], vertical_alignment="bottom")
-        typed = cols[0].text_input(
-            "Run folder (Parquet)",
-            key="emb_run_path",
-            placeholder="runs/cifar-embeddings",
-            help="The --out folder of python -m embeddings … --engine local|ray. Must lie under: "
-            + ", ".join(str(r) for r in sources.data_roots()),
-        )
-        if cols[1].form_submit_button("Open run"):
-            try:
-                path = sources.allowed_path(typed.strip()) if typed.strip() else None
-                if path is None:
-                    raise ExplainError("Type the path of a run folder first.")
-                open_run(path, KIND)
-                st.session_state[OPEN_RUN] = str(path)
-            except ExplainError as exc:
-                show_error(exc)
+    """The run folder's path and an "Open run" button (no form: the page's own form stays the
+    first one)."""
+    cols = st.columns([4, 1], vertical_alignment="bottom")
+    typed = cols[0].text_input(
+        "Run folder (Parquet)",
+        key="emb_run_path",
+        placeholder="runs/cifar-embeddings",
+        help="The --out folder of python -m embeddings … --engine local|ray. Must lie under: "
+        + ", ".join(str(r) for r in sources.data_roots()),
+    )
+    if cols[1].button("Open run", key="emb_run_open"):
+        try:
+            if not typed.strip():
+                raise ExplainError("Type the path of a run folder first.")
+            path = sources.allowed_path(typed.strip())
+            open_run(path, KIND)
+            st.session_state[OPEN_RUN] = str(path)
+        except ExplainError as exc:
+            show_error(exc)
 
 
 def saved_run_view() -> bool:

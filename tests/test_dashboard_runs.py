@@ -39,10 +39,10 @@ def test_embeddings_page_opens_a_saved_run_of_100k_points(tmp_path, monkeypatch)
     at.switch_page("views/embeddings.py").run()
 
     at.text_input(key="emb_run_path").set_value("/etc")
-    at.button[0].click().run()  # "Open run" (the form's submit button)
+    at.button(key="emb_run_open").click().run()
     assert "outside the folders this dashboard may read" in " ".join(e.value for e in at.error)
     at.text_input(key="emb_run_path").set_value(str(tmp_path / "run"))
-    next(b for b in at.button if b.label == "Open run").click().run()
+    at.button(key="emb_run_open").click().run()
     assert not at.exception and not at.error
     assert any(m.value.startswith(f"**{n:,} images** · 2 layers") for m in at.markdown)
 
@@ -62,5 +62,5 @@ def test_embeddings_page_opens_a_saved_run_of_100k_points(tmp_path, monkeypatch)
     at.number_input(key="emb_run_points").set_value(20_000).run()
     assert sum(len(_array(t["x"])) for t in _figure(at)["data"]) == 20_000
     assert any("20,000 of the run's 100,000 images" in c.value for c in at.caption)
-    next(b for b in at.button if b.label == "Close the run").click().run()
+    at.button(key="emb_run_close").click().run()
     assert not at.get("plotly_chart") or "press **Run**" in " ".join(i.value for i in at.info)
