@@ -96,7 +96,8 @@ def test_requirements_files_install_what_pyproject_declares():
     assert dev == own(extras["dev"]), dev ^ own(extras["dev"])
     assert set(extras) >= {"app", "embeddings", "ray", "dev"}
     assert {"streamlit", "umap-learn"}.isdisjoint({Requirement(r).name for r in core})
-    assert {Requirement(r).name for r in own(extras["ray"])} >= {"ray", "pyarrow"}
+    assert "ray" in {Requirement(r).name for r in own(extras["ray"])}
+    assert "pyarrow" in {Requirement(r).name for r in core}  # run folders, in-process too
     pins = {Requirement(r).name: Requirement(r).specifier for r in core}
     assert "2.14.1" in pins["torch"] and "0.29.1" in pins["torchvision"]
     assert project["scripts"] == {"gradcam-explorer": "explain.cli:console"}
