@@ -1,13 +1,13 @@
 """The dashboard's pieces without a page: links that may name only safe models, the store of
-results, upload messages and kept uploads, and the Evaluate tables' units and best values."""
+results, upload messages and kept uploads (and their clean-up), the default model and images,
+and which methods a model is offered."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from dashboard import scores, sources
+from dashboard import sources
 from dashboard.results import ResultStore
 from explain import DEFAULT, ExplainError
 
@@ -32,13 +32,69 @@ def test_links_name_only_builtin_torchvision_and_hub_models():
     assert uploaded.title == "torchvision:resnet18 + w.pth"
 
 
-def test_default_model_and_samples_come_from_one_place():
-    assert sources.default_model_spec() == sources.DEFAULT_MODEL_SPEC
-    assert sources.default_choice() == sources.ModelChoice(sources.DEFAULT_MODEL_SPEC)
-    assert sources.default_sample_set() in sources.SAMPLE_SETS
+def test_default_model_is_the_real_imagenet_model_on_the_sample_photos():
+    """A newcomer's first screen: EfficientNet-Lite0 (installed here by setup.sh) explaining
+    the shipped photos; the shapes models get the shapes."""
+    assert sources.default_model_spec() == "builtin:efficientnet-lite0"
+    assert sources.default_choice() == sources.ModelChoice("builtin:efficientnet-lite0")
+    assert sources.default_sample_set() == "photos"
+    photos = sources.load_images_source("photos")
+    assert [p.name for p in photos[:3]] == ["chelsea the cat", "espresso", "chinese palace"]
+    assert [p.label for p in photos[:3]] == ["tabby", "espresso", "palace"]
+    assert all(p.pixels.ndim == 3 and min(p.pixels.shape[:2]) >= 200 for p in photos)
+    assert sources.default_sample_set("builtin:shapes") == "shapes"
+    assert sources.default_sample_set("builtin:shapes-biased") == "shapes-marker"
+    assert sources.default_sample_set("torchvision:resnet50") == "photos"
+    # Built-in models get the images of their kind; uploads and other models keep theirs.
+    assert not sources.suits("builtin:shapes", "photos")
+    assert sources.suits("builtin:shapes-biased", "shapes")
+    assert not sources.suits("builtin:efficientnet-lite0", "shapes-marker")
+    assert sources.suits("torchvision:resnet18", "shapes")
+    assert sources.suits("builtin:shapes", "upload-" + "0" * 24)
     shapes = sources.load_images_source("shapes")
     assert [p.label for p in shapes] == ["circle", "square", "triangle", "star", "cross", "hexagon"]
     assert len({p.key for p in shapes}) == 6 and sources.load_images_source("nope") == []
+    assert sources.builtin_specs()[:2] == ("builtin:shapes", "builtin:shapes-biased")
+    assert "builtin:efficientnet-lite0" in sources.builtin_specs()
+
+
+def test_kept_uploads_are_cleaned_up_oldest_first(tmp_path, monkeypatch):
+    """Uploads unused for longer than the time limit go, then the least recently used while
+    the folder is over its size limit; a link to a pruned set finds nothing (and the page
+    shows the samples)."""
+    import os
+
+    monkeypatch.setattr(sources, "UPLOADS", tmp_path)
+    monkeypatch.setenv("GCE_UPLOAD_TTL_S", "3600")
+    monkeypatch.setenv("GCE_UPLOAD_MAX_MB", str(2500 / 2**20))  # 2,500 bytes
+    old = sources.save_upload(b"o" * 1000, "old.pth")
+    mid = sources.save_upload(b"m" * 1000, "mid.pth")
+    new = sources.save_upload(b"n" * 1000, "new.pth")
+    now = 1_000_000_000.0
+    for path, age in ((old, 7200), (mid, 1800), (new, 60)):
+        os.utime(path, (now - age, now - age))
+    for blob in (tmp_path / "blobs").iterdir():
+        os.utime(blob, (now - 60, now - 60))
+    assert sources.prune_uploads(now) >= 1
+    assert not os.path.exists(old)  # older than an hour
+    # Blobs (3 x 1,000 bytes) and files: over 2,500 bytes, so the least recent also go.
+    assert os.path.exists(new)
+    total = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
+    assert total <= 2500
+    # Empty folders are removed.
+    assert all(any(d.iterdir()) for d in tmp_path.rglob("*") if d.is_dir())
+    # A kept set whose files are gone is simply not found.
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="PNG")
+    set_id = sources.remember_uploads([("tiny.png", buf.getvalue())])
+    assert [p.name for p in sources.recall_uploads(set_id)] == ["tiny.png"]
+    monkeypatch.setenv("GCE_UPLOAD_TTL_S", "0")
+    sources.prune_uploads(now=os.path.getmtime(tmp_path / "sets" / f"{set_id}.json") + 1)
+    assert sources.recall_uploads(set_id) == [] and not any(tmp_path.iterdir())
 
 
 def test_upload_messages_name_the_file_and_uploads_are_kept(tmp_path, monkeypatch):
@@ -79,27 +135,23 @@ def test_result_store_serves_repeats_and_drops_the_oldest_by_size():
     assert calls == [0, 1, 2, 3, 4] and 1 in store and 2 not in store
 
 
-def test_leaderboard_units_names_and_best_values():
-    summary = pd.DataFrame(
-        {
-            "method": ["gradcam", "gradcam", "random", "random"],
-            "layer": ["layer3", "layer3", "", ""],
-            "metric": ["average_drop", "pointing_game", "average_drop", "pointing_game"],
-            "mean": [12.5, 0.9, 40.0, 0.25],
-        }
+def test_attention_methods_are_offered_for_transformers_only():
+    from reference_models import small_timm_vit
+
+    from dashboard.method_choice import not_offered_note, offered
+    from explain import Preprocess, load_model
+
+    attention = ["rollout", "chefer", "legrad"]
+    cnn = load_model("builtin:shapes")
+    vit = load_model(
+        small_timm_vit(), weights=None, device="cpu", preprocess=Preprocess(input_size=(64, 64))
     )
-    board = scores.scaled(summary, "mean")
-    assert list(board.index) == ["Grad-CAM at layer3", "Random map (baseline)"]
-    assert board.loc["Grad-CAM at layer3", "pointing_game"] == pytest.approx(90.0)
-    assert board.loc["Random map (baseline)", "average_drop"] == pytest.approx(40.0)
-    assert scores.column("average_drop") == "Average Drop (%) ↓"
-    assert scores.column("pointing_game") == "Pointing game (% of images) ↑"
-    assert scores.column("deletion") == "Deletion AUC (0–1) ↓"
-    # Lower is better for Average Drop, higher for the pointing game.
-    assert scores.best_rows(board) == {
-        "average_drop": ["Grad-CAM at layer3"],
-        "pointing_game": ["Grad-CAM at layer3"],
-    }
-    html = scores.styled(board).to_html()
-    assert "12.5 ★" in html and "90.0 ★" in html and "40.0 ★" not in html
-    assert scores.BEST.split(";")[0] in html
+    assert not set(attention) & set(offered(cnn))
+    assert {"gradcam", "scorecam", "cam"} <= set(offered(cnn))
+    assert "Attention rollout" in not_offered_note(cnn) and "no attention blocks" in (
+        not_offered_note(cnn)
+    )
+    assert offered(vit)[-3:] == attention and "gradcam" in offered(vit)
+    assert not_offered_note(vit) is None
+    assert offered(vit, kinds=("attention",)) == attention
+    assert offered(cnn, kinds=("gradient", "attention"))[0] == "gradcam"

@@ -18,7 +18,7 @@ from dashboard.widgets import (
     prediction_chart,
     show_error,
 )
-from explain import METHOD_INFO, ExplainError
+from explain import METHOD_INFO, ExplainError, top_classes
 from explain.render import colorize, overlay
 
 PAGE = "explain"
@@ -41,7 +41,7 @@ with st.container(horizontal=True, key="explain_controls", gap="medium"):
     with st.container(width=220):
         picture = picture_select(ctx.pictures, PAGE)
     with st.container(width=200):
-        method = method_select(PAGE)
+        method = method_select(handle, PAGE)
     with st.container(width=300):
         layer = layer_select(handle, PAGE)
 report, clear_progress = method_progress(st, method)
@@ -50,7 +50,6 @@ try:
     # other class is one more pass, kept for when it is asked again.
     result = results.cams(model_key, handle, picture, method, (layer,), None, progress=report)
     probs = results.remember_probs(model_key, picture, result.probs[0])
-    top5 = [int(i) for i in probs.argsort()[::-1][:5]]
     with st.container(key="explain_classes"):
         target = class_select(handle, probs, PAGE)
     if target != int(result.targets[0]):
@@ -65,7 +64,8 @@ view = results.model_view(model_key, handle, picture)
 alpha, cmap = float(state.get("alpha", 0.5)), str(state.get("cmap", "jet"))
 
 label = handle.labels[target]
-st.markdown(f"### {handle.labels[int(probs.argmax())]} · {probs.max():.0%}")
+top5 = top_classes(probs, 5, handle.labels)
+st.markdown(f"### {top5.labels[0]} · {top5.probabilities[0]:.0%}")
 st.markdown(
     f"Explaining **{label}** ({probs[target]:.1%}) with **{METHOD_INFO[method].title}** "
     f"at `{layer}` · image **{picture.name}**"
@@ -95,7 +95,10 @@ with side:
         "class": label,
         "class_index": target,
         "probability": float(probs[target]),
-        "top5": [{"class": handle.labels[i], "probability": float(probs[i])} for i in top5],
+        "top5": [
+            {"class": name, "probability": float(p)}
+            for name, p in zip(top5.labels, top5.probabilities, strict=True)
+        ],
     }
     downloads(f"{picture.name}_{method}_{layer}", view, heat, summary, alpha, cmap, PAGE)
     with st.expander(f"About {METHOD_INFO[method].title}"):

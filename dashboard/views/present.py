@@ -22,7 +22,7 @@ deck = Deck(
     handle,
     ctx.model_key,
     tuple(pictures),
-    state.method(),
+    state.method(handle),
     state.layer(handle),
     index,
     today(),

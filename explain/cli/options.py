@@ -27,12 +27,12 @@ from ..cams import METHODS, check_method
 from ..errors import ExplainError, ModelLoadError
 from ..factory_spec import parse_model_args
 from ..layers import resolve_layers
-from ..models import DEFAULT, ModelHandle, load_model
+from ..models import DEFAULT, ModelHandle, load_model, spec_help
 
+#: The sources and how to write their specs, from the registry (one place for every command
+#: line, the dashboard's picker and the error hints).
 MODEL_HELP = (
-    "builtin:efficientnet-lite0 (ImageNet, offline), builtin:shapes, torchvision:<name>, "
-    "hf:<hub id or folder>, or package.module:factory (arguments as in "
-    "package.module:factory(depth=56))"
+    f"{spec_help()} Factory arguments as in package.module:factory(depth=56), or --model-arg."
 )
 LAYERS_HELP = (
     "comma-separated module paths; 'default' (the usual Grad-CAM layer), 'all' (every layer "
