@@ -36,7 +36,8 @@ def not_offered_note(handle: ModelHandle) -> str | None:
     titles = [info.title for info in METHOD_INFO.values() if info.kind == ATTENTION]
     if not titles:
         return None
+    listed = ", ".join(titles[:-1]) + " and " + titles[-1] if len(titles) > 1 else titles[0]
     return (
-        f"{', '.join(titles)} read a vision transformer's attention; {handle.name} has no "
-        "attention blocks, so they are not offered for it."
+        f"{listed} read a vision transformer's attention; {handle.name} has no attention "
+        "blocks, so they are not offered for it."
     )

@@ -283,9 +283,31 @@ def sidebar() -> Context:
     return Context(handle, state.model_choice().key, pictures)
 
 
+def fit_hint() -> None:
+    """A word when a built-in shapes model is shown pictures that are not shapes (an upload,
+    say): its six classes make any answer on them meaningless; one click shows its samples."""
+    spec, source = state.model_choice().spec, state.images_source()
+    wanted = sample_set_for(spec)
+    shown = SAMPLE_SETS.get(source)
+    if SAMPLE_SETS[wanted].domain != "shapes" or (shown and shown.domain == "shapes"):
+        return
+    with st.container(horizontal=True, vertical_alignment="center", key="fit_hint"):
+        st.info(
+            f"{spec} knows six coloured shapes only: on these pictures its answers mean little.",
+            icon=":material/info:",
+        )
+        st.button(
+            f"Show the {SAMPLE_SETS[wanted].title.lower()} samples",
+            key="w.fit_hint",
+            on_click=_use_samples,
+            args=(wanted,),
+        )
+
+
 def page(title: str, caption: str) -> Context:
     """The sidebar, then the page's title and a one-line explanation under it."""
     ctx = sidebar()
     st.title(title)
     st.caption(caption)
+    fit_hint()
     return ctx

@@ -17,9 +17,11 @@ from streamlit.testing.v1 import AppTest
 
 from explain import load_model
 from explain.builtin.shapes import CLASSES, make_dataset
+from explain.evaluation import METRICS
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 SHAPES = {"model": "builtin:shapes", "images": "shapes"}
+METRICS_BY_TITLE = {m.column_title: m.name for m in METRICS.values()}
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -410,7 +412,8 @@ def test_embeddings_folder_outside_allowed_roots_is_refused(tmp_path, monkeypatc
 
 
 def _verdict(table, method: str, metric: str, baseline: str) -> str:
-    row = table[(table["method"] == method) & table["metric"].str.startswith(metric)]
+    methods, metrics = table.index.get_level_values(0), table.index.get_level_values(1)
+    row = table[(methods == method) & metrics.str.startswith(metric)]
     return str(row[f"vs {baseline}"].iloc[0])
 
 
@@ -421,25 +424,43 @@ def test_evaluate_leaderboard_readable_and_bias_finder_pictures():
     app.multiselect(key="eval_metrics").set_value(metrics)
     app.get("form_submit_button")[0].click().run()
     assert not app.exception
-    board = app.dataframe[0].value
-    assert list(board.index) == [
+    # One table per category, the ground truth first, each with its paired tests below it.
+    located, located_tests, faithful, faithful_tests = (t.value for t in app.table[:4])
+    rows = [
         "Grad-CAM at layer3",
         "Grad-CAM++ at layer3",
         "Eigen-CAM at layer3",
         "Random map (baseline)",
         "Centred blob (baseline)",
     ]
+    assert list(located.index) == list(faithful.index) == rows
+    located.columns = [METRICS_BY_TITLE[c] for c in located.columns]  # titles on screen
+    faithful.columns = [METRICS_BY_TITLE[c] for c in faithful.columns]
+    assert list(located.columns) == ["pointing_game", "energy_pointing_game"]
+    assert list(faithful.columns) == ["deletion", "average_drop"]
     # Pointing game in percent of images; Average Drop is a percentage already.
-    assert board.loc["Grad-CAM at layer3", "pointing_game"] >= 90
-    assert board.loc["Random map (baseline)", "pointing_game"] < 50
-    assert board["average_drop"].min() >= 0 and board["average_drop"].max() <= 100
+    assert located.loc["Grad-CAM at layer3", "pointing_game"] >= 90
+    assert located.loc["Random map (baseline)", "pointing_game"] < 50
+    assert faithful["average_drop"].min() >= 0 and faithful["average_drop"].max() <= 100
     assert (
-        board.loc["Grad-CAM at layer3", "deletion"] < board.loc["Random map (baseline)", "deletion"]
+        faithful.loc["Grad-CAM at layer3", "deletion"]
+        < faithful.loc["Random map (baseline)", "deletion"]
     )
     # The paired tests: Grad-CAM points at the shapes significantly more than a random map.
-    verdicts = app.dataframe[1].value
-    assert {"p vs random", "vs random", "p vs centre (Gaussian)"} <= set(verdicts.columns)
-    assert _verdict(verdicts, "Grad-CAM at layer3", "Pointing game", "random") == "better"
+    assert list(located_tests.columns) == [
+        "Mean",
+        "Centre baseline",
+        "p vs centre",
+        "vs centre",
+        "Random baseline",
+        "p vs random",
+        "vs random",
+    ]
+    assert _verdict(located_tests, "Grad-CAM at layer3", "Pointing game", "random") == "better"
+    assert set(faithful_tests.index.get_level_values(1)) == {
+        "Deletion AUC (0–1) ↓",
+        "Average Drop (%) ↓",
+    }
     assert len(app.get("download_button")) == 2  # scores (CSV) and the report
     # One image at a time: the mask's box drawn over the model's view and each method's map,
     # with that image's localisation scores.
@@ -479,7 +500,8 @@ def test_evaluate_on_real_photos_with_their_boxes(shared_data, monkeypatch):
     app.get("form_submit_button")[0].click().run()
     assert not app.exception
     assert any("ground truth: boxes.csv" in c.value for c in app.caption)
-    board = app.dataframe[0].value
+    board = app.table[0].value
+    board.columns = [METRICS_BY_TITLE[c] for c in board.columns]  # titles on screen
     assert list(board.index) == [
         "Grad-CAM at bn2",
         "Random map (baseline)",
@@ -492,9 +514,13 @@ def test_evaluate_on_real_photos_with_their_boxes(shared_data, monkeypatch):
         "localisation_error",
     ]
     assert ((board >= 0) & (board <= 100)).all().all()  # percentages
-    verdicts = app.dataframe[1].value
-    assert set(verdicts["method"]) == {"Grad-CAM at bn2"} and len(verdicts) == 4
-    assert verdicts["p vs centre (Gaussian)"].notna().all()
+    verdicts = app.table[1].value
+    assert set(verdicts.index.get_level_values(0)) == {"Grad-CAM at bn2"} and len(verdicts) == 4
+    assert verdicts["p vs centre"].notna().all() and verdicts["vs centre"].notna().all()
+    # The images whose objects are small: their own table and tests.
+    app.segmented_control(key="eval_subset").set_value("small objects").run()
+    assert not app.exception
+    assert app.table[0].value.shape == board.shape
     captions = _captions(app)
     assert re.match(r"Ground truth: \d+ box\(es\) · explained: ", captions[0])
     assert captions[1].startswith("Grad-CAM at bn2 · Pointing game ")

@@ -45,6 +45,12 @@ DATASETS = {
     "zip": "Zip upload + ground truth",
 }
 SUBSETS = {"all": "All images", "small objects": "Objects smaller than half the image"}
+#: The result's tables by category, the ground truth first.
+CATEGORY_TITLES = {
+    "localisation": "Does the map land on the object?",
+    "faithfulness": "Does the map show what the model uses?",
+    "randomisation": "Does the map change when the model does?",
+}
 BOX_COLOUR = (255, 255, 255)
 SHOWN_METHODS = 4
 
@@ -111,8 +117,8 @@ def _form() -> None:
     )
     kind = kind or "shapes"
     with st.form("evaluate_form"):
-        cols = st.columns(3)
-        with cols[0]:
+        data_col, size_col = st.columns([2, 1], gap="medium")
+        with data_col:
             folder = truth = ""
             images = truth_file = None
             if kind == "folder":
@@ -135,33 +141,38 @@ def _form() -> None:
                     type=["csv", "json", "zip"],
                     key="eval_truth_file",
                 )
+            else:
+                st.markdown(
+                    "Shapes drawn by the project, the held-out split the built-in models never "
+                    "saw in training; each comes with its object mask."
+                )
+        with size_col:
             n_images = st.slider("Images", 4, 300, 24, 2, key="eval_n")
-        with cols[1]:
-            names = offered(handle)
-            methods = st.multiselect(
-                "Methods",
-                names,
-                default=[m for m in ("gradcam", "gradcampp", "eigencam") if m in names],
-                format_func=lambda m: METHOD_INFO[m].title,
-                key="eval_methods",
-            )
-            layers = st.multiselect(
-                "Layers",
-                [i.name for i in handle.map_layers],
-                default=[handle.default_layer],
-                key=f"eval_layers@{state.token('model')}",  # each model offers its own
-            )
-        with cols[2]:
-            metrics = st.multiselect(
-                "Metrics",
-                list(METRICS),
-                default=FIRST_METRICS,
-                format_func=lambda m: METRICS[m].column_title,
-                key="eval_metrics",
-                help="Deletion, insertion and ROAD run the model many times per image; the "
-                "randomisation check re-randomises copies of the model: both are slower.",
-            )
             steps = st.slider("Steps per deletion / insertion curve", 5, 50, 10, key="eval_steps")
+        method_col, layer_col = st.columns([2, 1], gap="medium")
+        names = offered(handle)
+        methods = method_col.multiselect(
+            "Methods",
+            names,
+            default=[m for m in ("gradcam", "gradcampp", "eigencam") if m in names],
+            format_func=lambda m: METHOD_INFO[m].title,
+            key="eval_methods",
+        )
+        layers = layer_col.multiselect(
+            "Layers",
+            [i.name for i in handle.map_layers],
+            default=[handle.default_layer],
+            key=f"eval_layers@{state.token('model')}",  # each model offers its own
+        )
+        metrics = st.multiselect(
+            "Metrics",
+            list(METRICS),
+            default=FIRST_METRICS,
+            format_func=lambda m: f"{METRICS[m].title} {METRICS[m].arrow}",
+            key="eval_metrics",
+            help="Deletion, insertion and ROAD run the model many times per image; the "
+            "randomisation check re-randomises copies of the model: both are slower.",
+        )
         submitted = st.form_submit_button("Run", type="primary")
     if not submitted:
         return
@@ -211,6 +222,37 @@ def _subset(result) -> str:
     return chosen or "all"
 
 
+def _one_value(metric: str, value: float) -> str:
+    """A metric's value on one image: a share of images is a yes or no there (✓ when it is
+    the good answer), anything else its number."""
+    info = METRICS[metric]
+    if info.display_unit != "% of images" or not np.isfinite(value):
+        return f"{info.title} {info.format(value)}"
+    good = value > 0 if info.higher_is_better else value == 0
+    return f"{info.title} {'✓' if good else '✗'}"
+
+
+def _verdicts(result, subset: str, metrics: list[str], intervals: bool):
+    """The paired tests of ``metrics`` as a table, the centre baseline (the one to beat on
+    ImageNet) first, with short column names; the differences with their intervals only when
+    asked (the table fits the page without them)."""
+    table = verdict_table(result, subset)
+    table = table[table["metric"].isin([METRICS[m].column_title for m in metrics])]
+    names = {"method": "Method", "metric": "Metric", "mean": "Mean"}
+    for baseline, short in (("centre (Gaussian)", "centre"), ("random", "random")):
+        names |= {
+            baseline: f"{short.capitalize()} baseline",
+            f"diff vs {baseline} [CI]": f"Difference vs {short} [interval]",
+            f"p vs {baseline}": f"p vs {short}",
+            f"vs {baseline}": f"vs {short}",
+        }
+    table = table[[c for c in names if c in table.columns]]
+    if not intervals:
+        table = table[[c for c in table.columns if not c.startswith("diff vs ")]]
+    # Method and metric as the index (unique together): a static table always shows one.
+    return styled_verdicts(table.rename(columns=names).set_index(["Method", "Metric"]))
+
+
 def _one_image(result, dataset) -> None:
     """One evaluated image: the ground truth drawn over each method's map, with its scores."""
     st.subheader("One image at a time")
@@ -247,7 +289,7 @@ def _one_image(result, dataset) -> None:
             continue
         mine = scored[(scored["method"] == method) & (scored["layer"] == layer)]
         facts = [
-            f"{METRICS[m].title} {METRICS[m].format(v)}"
+            _one_value(m, v)
             for m, v in zip(mine["metric"], mine["value"], strict=True)
             if METRICS[m].category == "localisation"
         ]
@@ -257,14 +299,7 @@ def _one_image(result, dataset) -> None:
             caption=" · ".join([method_title(method, layer), *facts]),
         )
     per_image = leaderboard_table(scored, value="value")
-    st.dataframe(
-        styled_leaderboard(per_image),
-        width="stretch",
-        column_config={
-            m: st.column_config.NumberColumn(METRICS[m].column_title, help=METRICS[m].description)
-            for m in per_image.columns
-        },
-    )
+    st.table(styled_leaderboard(per_image, titles=True))
 
 
 with leaderboard_tab:
@@ -283,37 +318,32 @@ with leaderboard_tab:
         st.caption(f"{result.params.get('images', '?')} images: {described}")
         for note in result.notes:
             st.caption(note)
-        st.subheader("Leaderboard")
         subset = _subset(result)
         st.caption(
-            "Means over images. ↑: higher is better; ↓: lower is better. The best value of "
-            "each column is starred on green. Hover a column name for what it measures."
+            "Means over images; ↑: higher is better, ↓: lower is better; the best value of "
+            "each column is starred on green. "
+            f"Below each table, every method against the random map and the centred blob, "
+            f"image by image: {result.params.get('test', 'paired')} test, p-value "
+            "Holm-adjusted; “better” only where the difference is significant."
+        )
+        intervals = st.toggle(
+            "Show each difference with its "
+            f"{round(100 * result.params.get('confidence', 0.95))}% interval",
+            key="eval_intervals",
         )
         board = leaderboard_table(result, subset)
-        st.dataframe(
-            styled_leaderboard(board),
-            width="stretch",
-            key="eval_leaderboard",
-            column_config={
-                m: st.column_config.NumberColumn(
-                    METRICS[m].column_title, help=METRICS[m].description
-                )
-                for m in board.columns
-            },
-        )
-        st.subheader("Better than the baselines?")
-        st.caption(
-            f"Each method against the random map and the centred blob, image by image: "
-            f"{result.params.get('test', 'paired')} test, mean difference with its "
-            f"{round(100 * result.params.get('confidence', 0.95))}% interval, p-value "
-            "(Holm-adjusted); “better” only where the difference is significant."
-        )
-        st.dataframe(
-            styled_verdicts(verdict_table(result, subset)),
-            width="stretch",
-            hide_index=True,
-            key="eval_verdicts",
-        )
+        for category, title in CATEGORY_TITLES.items():
+            columns = [m for m in board.columns if METRICS[m].category == category]
+            if not columns:
+                continue
+            st.subheader(title)
+            # Static tables: their headers wrap, so no column is cut off at any width.
+            st.table(styled_leaderboard(board[columns], titles=True))
+            st.caption("Against the baselines, image by image:")
+            st.table(_verdicts(result, subset, columns, intervals))
+        with st.expander("What the numbers mean"):
+            for m in board.columns:
+                st.markdown(f"**{METRICS[m].column_title}**: {METRICS[m].description}")
         row = st.container(horizontal=True, gap="small")
         row.download_button(
             "All scores (CSV)",
