@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from explain import METHOD_INFO, ModelHandle, top_classes
 from explain.narrative import describe
+from explain.progress import Progress
 from explain.render import overlay
 from explain.report import Slide, presentation_html
 
 from . import results
-from .results import Progress
 from .sources import Picture
 
 CMAP, ALPHA = "jet", 0.45

@@ -18,13 +18,12 @@ import numpy as np
 
 from explain import ModelHandle, compute_cams
 from explain.cams import CamResult
+from explain.progress import Progress
 
 from .sources import Picture
 
 #: Bytes of maps kept for all sessions together (least recently used dropped first).
 MAX_BYTES = 768 * 2**20
-
-Progress = Callable[[int, int, str], None]
 
 
 class ResultStore:

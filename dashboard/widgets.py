@@ -15,12 +15,12 @@ import streamlit as st
 
 from explain import METHOD_INFO, ModelHandle, top_classes
 from explain.layers import LayerInfo
+from explain.progress import Progress
 from explain.render import COLORMAPS, overlay, to_png
 from explain.report import legend_html
 
 from . import state
 from .method_choice import not_offered_note, offered
-from .results import Progress
 from .sidebar import Context, page, show_error, sidebar
 from .sources import Picture
 

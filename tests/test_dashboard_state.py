@@ -155,3 +155,66 @@ def test_attention_methods_are_offered_for_transformers_only():
     assert not_offered_note(vit) is None
     assert offered(vit, kinds=("attention",)) == attention
     assert offered(cnn, kinds=("gradient", "attention"))[0] == "gradcam"
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_evaluate_data_from_a_zip_of_images_and_a_zip_of_voc_files(tmp_path, monkeypatch):
+    """The Evaluate page's zip path: images in one archive, Pascal VOC boxes in another
+    (unpacked into the kept uploads, so pruning cleans them up); the boxes come back in the
+    model's input pixels, and unsafe or empty archives are refused by name."""
+    import io
+
+    from PIL import Image
+
+    from dashboard import evaluation_data as ed
+    from explain import load_model
+
+    monkeypatch.setattr(sources, "UPLOADS", tmp_path)
+    handle = load_model("builtin:shapes")  # 64 x 64 input, resized straight from the image
+    buf = io.BytesIO()
+    Image.new("RGB", (128, 128), (40, 90, 200)).save(buf, format="PNG")
+    images = ed.Upload("photos.zip", _zip({"pics/a.png": buf.getvalue()}))
+    voc = (
+        "<annotation><filename>a.png</filename><size><width>128</width><height>128</height>"
+        "</size><object><name>square</name><bndbox><xmin>33</xmin><ymin>17</ymin>"
+        "<xmax>96</xmax><ymax>80</ymax></bndbox></object></annotation>"
+    )
+    truth = ed.Upload("voc.zip", _zip({"Annotations/a.xml": voc.encode()}))
+    dataset, said = ed.open_dataset("zip", images=images, truth_file=truth)
+    assert said == "photos.zip with voc.zip" and dataset.has_truth and len(dataset) == 1
+    assert (tmp_path / "annotations").is_dir()  # pruned with the other uploads
+    picture, boxes = ed.truth_of(handle, dataset, "a.png")
+    assert picture.pixels.shape == (128, 128, 3)
+    # VOC's 1-based inclusive 33..96 is the edges 32..96 at 128 px: 16..48 at 64 px.
+    np.testing.assert_allclose(boxes, [[16.0, 8.0, 48.0, 40.0]])
+    with pytest.raises(ExplainError, match=r"^evil.zip names a file outside the archive"):
+        ed.unpack_annotations(ed.Upload("evil.zip", _zip({"../../x.xml": b"<a/>"})))
+    with pytest.raises(ExplainError, match=r"^notes.zip holds no annotation"):
+        ed.unpack_annotations(ed.Upload("notes.zip", _zip({"readme.txt": b"hi"})))
+    with pytest.raises(ExplainError, match=r"^empty.csv is empty"):
+        ed.unpack_annotations(ed.Upload("empty.csv", b""))
+    csv = b"file,label,x0,y0,x1,y1\na.png,square,32,16,96,80\n"
+    assert ed.unpack_annotations(ed.Upload("boxes.csv", csv)) == csv  # read as it is
+
+
+def test_evaluate_data_finds_the_boxes_next_to_an_images_folder(shared_data, monkeypatch):
+    from dashboard import evaluation_data as ed
+
+    monkeypatch.setenv("GCE_DATA_ROOTS", str(shared_data))
+    folder = shared_data / "imagenet-val" / "images"
+    assert ed.find_annotations(folder.resolve()) == (folder.parent / "boxes.csv").resolve()
+    dataset, said = ed.open_dataset("folder", folder=str(folder))
+    assert said.endswith("(ground truth: boxes.csv)") and len(dataset) == 300
+    assert dataset.has_truth
+    with pytest.raises(ExplainError, match="outside the folders this dashboard may read"):
+        ed.open_dataset("folder", folder="/etc")
