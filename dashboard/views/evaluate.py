@@ -17,13 +17,13 @@ from explain.evaluation import METRICS, evaluate, find_bias, markdown_report, sh
 from explain.evaluation.figures import (
     BIAS_COLUMNS,
     BIAS_MODELS,
+    VERDICT_STYLES,
     bias_table,
     curves_figure,
     draw_boxes,
     leaderboard_table,
     method_title,
     styled_leaderboard,
-    styled_verdicts,
     verdict_table,
 )
 from explain.render import overlay
@@ -53,6 +53,7 @@ CATEGORY_TITLES = {
 }
 BOX_COLOUR = (255, 255, 255)
 SHOWN_METHODS = 4
+PICTURE_WIDTH = 210
 
 ctx = page(
     "Evaluate explanations",
@@ -233,24 +234,32 @@ def _one_value(metric: str, value: float) -> str:
 
 
 def _verdicts(result, subset: str, metrics: list[str], intervals: bool):
-    """The paired tests of ``metrics`` as a table, the centre baseline (the one to beat on
-    ImageNet) first, with short column names; the differences with their intervals only when
-    asked (the table fits the page without them)."""
+    """The paired tests of ``metrics``: per method and metric its mean, then against each
+    baseline (the centre first: the one to beat on ImageNet) one cell with the baseline's mean,
+    the verdict and its p-value (and the difference with its interval when asked), so that the
+    table fits a narrow page."""
     table = verdict_table(result, subset)
     table = table[table["metric"].isin([METRICS[m].column_title for m in metrics])]
-    names = {"method": "Method", "metric": "Metric", "mean": "Mean"}
+    shown = table[["method", "metric", "mean"]].set_axis(["Method", "Metric", "Mean"], axis=1)
     for baseline, short in (("centre (Gaussian)", "centre"), ("random", "random")):
-        names |= {
-            baseline: f"{short.capitalize()} baseline",
-            f"diff vs {baseline} [CI]": f"Difference vs {short} [interval]",
-            f"p vs {baseline}": f"p vs {short}",
-            f"vs {baseline}": f"vs {short}",
-        }
-    table = table[[c for c in names if c in table.columns]]
-    if not intervals:
-        table = table[[c for c in table.columns if not c.startswith("diff vs ")]]
+        if baseline not in table:
+            continue
+        cells = []
+        for row in table.to_dict("records"):
+            extra = f"; {row[f'diff vs {baseline} [CI]']}" if intervals else ""
+            cells.append(
+                f"{row[f'vs {baseline}']} (baseline {row[baseline]}, "
+                f"p = {row[f'p vs {baseline}']}{extra})"
+            )
+        shown[f"vs {short}"] = cells
     # Method and metric as the index (unique together): a static table always shows one.
-    return styled_verdicts(table.rename(columns=names).set_index(["Method", "Metric"]))
+    styler = shown.set_index(["Method", "Metric"]).style
+    return styler.map(_verdict_style, subset=[c for c in shown.columns if c.startswith("vs ")])
+
+
+def _verdict_style(cell: str) -> str:
+    """A verdict cell's colour (better green, worse red), as in ``styled_verdicts``."""
+    return next((css for v, css in VERDICT_STYLES.items() if cell.startswith(v + " (")), "")
 
 
 def _one_image(result, dataset) -> None:
@@ -275,13 +284,15 @@ def _one_image(result, dataset) -> None:
     label = handle.labels[target] if 0 <= target < handle.num_classes else "?"
     shown = [m for m in result.params.get("methods", []) if m in METHOD_INFO][:SHOWN_METHODS]
     layer = result.params.get("layers", [handle.default_layer])[0]
-    cols = st.columns(1 + max(1, len(shown)))
+    # Pictures of a fixed width in a row that wraps: side by side when wide, stacked when not.
+    row_of = st.container(horizontal=True, gap="medium", key="eval_one_image")
+    cols = [row_of.container(width=PICTURE_WIDTH) for _ in range(1 + len(shown))]
     cols[0].image(
         draw_boxes(view, boxes, BOX_COLOUR, width=2),
         width="stretch",
         caption=f"Ground truth: {len(boxes)} box(es) · explained: {label}",
     )
-    for col, method in zip(cols[1:], shown, strict=False):
+    for col, method in zip(cols[1:], shown, strict=True):
         try:
             heat = results.cams(model_key, handle, picture, method, (layer,), target).maps[layer]
         except ExplainError as exc:
@@ -299,7 +310,20 @@ def _one_image(result, dataset) -> None:
             caption=" · ".join([method_title(method, layer), *facts]),
         )
     per_image = leaderboard_table(scored, value="value")
-    st.table(styled_leaderboard(per_image, titles=True))
+    for category, columns in _by_category(per_image):
+        st.caption(CATEGORY_TITLES[category])
+        st.table(styled_leaderboard(per_image[columns], titles=True))
+
+
+def _by_category(board) -> list[tuple[str, list[str]]]:
+    """The metric columns of a leaderboard, one group per category (the ground truth first):
+    a few columns each, so that a table fits a narrow page."""
+    found = []
+    for category in CATEGORY_TITLES:
+        columns = [m for m in board.columns if METRICS[m].category == category]
+        if columns:
+            found.append((category, columns))
+    return found
 
 
 with leaderboard_tab:
@@ -332,11 +356,8 @@ with leaderboard_tab:
             key="eval_intervals",
         )
         board = leaderboard_table(result, subset)
-        for category, title in CATEGORY_TITLES.items():
-            columns = [m for m in board.columns if METRICS[m].category == category]
-            if not columns:
-                continue
-            st.subheader(title)
+        for category, columns in _by_category(board):
+            st.subheader(CATEGORY_TITLES[category])
             # Static tables: their headers wrap, so no column is cut off at any width.
             st.table(styled_leaderboard(board[columns], titles=True))
             st.caption("Against the baselines, image by image:")
