@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from explain import ModelHandle, compute_cams
+from explain import METHOD_INFO, ExplainError, ModelHandle, compute_cams
 from explain.cams import CamResult
 from explain.progress import Progress
 
@@ -99,19 +99,32 @@ def cams(
         model_key: the model's identity (the store's key, with the picture's).
         targets: as for :func:`explain.compute_cams` (must be hashable); ``None``: top class.
         progress: ``progress(done, total, message)``, called only while computing.
+
+    Raises:
+        ExplainError: the method cannot run here (any failure of the computation becomes one,
+            with its cause: a page shows it and goes on).
     """
     key = ("cams", model_key, picture.key, method, tuple(layers), targets)
-    return store().get(
-        key,
-        lambda: compute_cams(
-            handle,
-            [picture.pixels],
-            layers=list(layers),
-            method=method,
-            targets=targets,
-            progress=progress,
-        ),
-    )
+
+    def compute() -> CamResult:
+        try:
+            return compute_cams(
+                handle,
+                [picture.pixels],
+                layers=list(layers),
+                method=method,
+                targets=targets,
+                progress=progress,
+            )
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # never a traceback
+            title = METHOD_INFO[method].title if method in METHOD_INFO else method
+            raise ExplainError(
+                f"{title} failed on {handle.name} at {', '.join(layers)}: "
+                f"{type(exc).__name__}: {exc}",
+                hint="try another method or layer; the other pages keep working.",
+            ) from exc
+
+    return store().get(key, compute)
 
 
 def predict(model_key: str, handle: ModelHandle, picture: Picture) -> np.ndarray:

@@ -218,3 +218,20 @@ def test_evaluate_data_finds_the_boxes_next_to_an_images_folder(shared_data, mon
     assert dataset.has_truth
     with pytest.raises(ExplainError, match="outside the folders this dashboard may read"):
         ed.open_dataset("folder", folder="/etc")
+
+
+def test_a_failing_computation_becomes_a_clear_message(monkeypatch):
+    """Whatever goes wrong inside a method reaches the page as an ExplainError naming the
+    method, the model and the cause (the page shows it; no traceback)."""
+    from dashboard import results
+    from explain import load_model
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (1x7 and 9x2)")
+
+    monkeypatch.setattr(results, "compute_cams", broken)
+    handle = load_model("builtin:shapes")
+    picture = sources.Picture.of("grey", np.full((64, 64, 3), 128, np.uint8))
+    with pytest.raises(ExplainError, match=r"^Score-CAM failed on builtin:shapes at layer3: "):
+        results.cams("k", handle, picture, "scorecam", ("layer3",))
+    assert ("cams", "k", picture.key, "scorecam", ("layer3",), None) not in results.store()

@@ -312,7 +312,7 @@ def _one_image(result, dataset) -> None:
     per_image = leaderboard_table(scored, value="value")
     for category, columns in _by_category(per_image):
         st.caption(CATEGORY_TITLES[category])
-        st.table(styled_leaderboard(per_image[columns], titles=True))
+        st.table(styled_leaderboard(per_image[columns], mark_best=False, titles=True))
 
 
 def _by_category(board) -> list[tuple[str, list[str]]]:
