@@ -60,6 +60,14 @@ class ResultStore:
                 self._bytes -= dropped
         return value
 
+    def peek(self, key: Hashable) -> Any:
+        """The stored value of ``key`` (now the most recent), or None; computes nothing."""
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key][0]
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -132,6 +140,11 @@ def predict(model_key: str, handle: ModelHandle, picture: Picture) -> np.ndarray
     return store().get(
         ("predict", model_key, picture.key), lambda: handle.predict([picture.pixels])[0]
     )
+
+
+def known_probs(model_key: str, picture: Picture) -> np.ndarray | None:
+    """The stored probabilities ``(num_classes,)`` of one picture, or None (nothing is run)."""
+    return store().peek(("predict", model_key, picture.key))
 
 
 def remember_probs(model_key: str, picture: Picture, probs: np.ndarray) -> np.ndarray:

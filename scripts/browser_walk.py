@@ -81,6 +81,8 @@ def walk(browser, url: str, width: int, height: int, out: Path, full: bool) -> N
         _step(page, out, "06-compare-layers", t)
         tb._open(page, "Compare methods", "Compare methods", "Grad-CAM · ", "Eigen-CAM · ")
         _step(page, out, "07-compare-methods", t)
+        tb._open(page, "Embeddings", "Embeddings", "then press Run")
+        _step(page, out, "07b-embeddings", t)
         tb._open(page, "Explain", "Explain a prediction", "with Grad-CAM at bn2")
 
     tb._open(page, "Evaluate", "Evaluate explanations", "then press Run")

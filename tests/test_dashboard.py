@@ -583,3 +583,37 @@ def test_transformer_offers_attention_methods_on_every_page():
     chosen = next(m for m in cnn.main.multiselect if m.label == "Methods")
     assert "rollout" not in chosen.options and "rollout" not in chosen.value
     assert any("no attention blocks" in c.value for c in cnn.caption)
+
+
+def test_each_new_view_is_one_pass_and_a_view_shown_before_none(monkeypatch):
+    """Warm interactions: a new class, layer, method or image runs the model once (the class
+    shown only, never the top class again for its probabilities); a view shown before runs
+    nothing."""
+    from dashboard import results
+
+    calls: list[tuple] = []
+    real = results.compute_cams
+
+    def counted(handle, images, layers, method, targets=None, **kwargs):
+        calls.append((tuple(layers), method, targets))
+        return real(handle, images, layers=layers, method=method, targets=targets, **kwargs)
+
+    monkeypatch.setattr(results, "compute_cams", counted)
+    results.store().clear()
+    app = _open()
+    assert calls == [(("layer3",), "gradcam", None)]  # the map and the probabilities
+    steps = [
+        (lambda: _select(app, "…or any class").set_value(CLASSES.index("hexagon")), 1),
+        (lambda: _select(app, "Layer").set_value("layer2"), 1),  # hexagon at layer2 only
+        (lambda: _select(app, "Method").set_value("gradcampp"), 1),
+        (lambda: _select(app, "Method").set_value("gradcam"), 0),  # shown before
+        (lambda: _select(app, "Layer").set_value("layer3"), 0),
+        (lambda: _select(app, "Image").set_value(1), 1),  # a new image: its top class
+        (lambda: _select(app, "Image").set_value(0), 0),
+    ]
+    for step, passes in steps:
+        calls.clear()
+        step().run()
+        assert not app.exception
+        assert len(calls) == passes, calls
+    assert _line(app, "Explaining").startswith("Explaining **hexagon**")  # kept for image 0

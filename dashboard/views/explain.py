@@ -46,14 +46,17 @@ with st.container(horizontal=True, key="explain_controls", gap="medium"):
         layer = layer_select(handle, PAGE)
 report, clear_progress = method_progress(st, method)
 try:
-    # The top class first: its pass also gives the probabilities (no pass of its own). Any
-    # other class is one more pass, kept for when it is asked again.
-    result = results.cams(model_key, handle, picture, method, (layer,), None, progress=report)
-    probs = results.remember_probs(model_key, picture, result.probs[0])
+    # A picture's probabilities come with its first map (the top class's: no pass of their
+    # own); after that only the class shown is computed: one pass for a new view, none for
+    # one shown before (any other class is kept for when it is asked again).
+    probs = results.known_probs(model_key, picture)
+    if probs is None:
+        first = results.cams(model_key, handle, picture, method, (layer,), None, progress=report)
+        probs = results.remember_probs(model_key, picture, first.probs[0])
     with st.container(key="explain_classes"):
         target = class_select(handle, probs, PAGE)
-    if target != int(result.targets[0]):
-        result = results.cams(model_key, handle, picture, method, (layer,), target, progress=report)
+    wanted = None if target == int(probs.argmax()) else target  # the top class's own key
+    result = results.cams(model_key, handle, picture, method, (layer,), wanted, progress=report)
     heat = result.maps[layer][0]
 except ExplainError as exc:
     show_error(exc)
