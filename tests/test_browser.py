@@ -510,4 +510,13 @@ def test_explain_holds_at_narrow_widths(browser, server, width):
     assert len(images) == 3 and all(i.bounding_box()["width"] > 80 for i in images)
     _shot(page, f"8-explain-{width}.png")
     shutil.copy(SCREENSHOTS / f"8-explain-{width}.png", SCREENSHOTS / "latest.png")
+    # Present: the slide's pictures stay inside the page (none cut off at the right).
+    page.goto(server + "/present" + SHAPES)
+    _see(page, "Image 1 of 6", "The model is")
+    page.wait_for_function("() => [...document.images].every(i => i.complete)")
+    main = page.locator("[data-testid='stMain']").bounding_box()
+    for picture in page.locator(".st-key-present_slide [data-testid='stImage'] img").all():
+        edge = picture.bounding_box()
+        assert edge["x"] + edge["width"] <= main["x"] + main["width"] + 1, edge
+    _shot(page, f"9-present-{width}.png")
     page.context.close()
