@@ -238,6 +238,10 @@ def test_first_screen_is_a_real_model_on_a_real_photo(browser, server):
     assert _shown(page, "Layer").startswith("bn2 · 1280×7×7")
     assert _lit_pill(page).startswith(top)
     pictures = page.locator(".st-key-explain_pictures [data-testid='stImage'] img")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.st-key-explain_pictures img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
     assert pictures.count() == 3 and all(
         i.evaluate("e => e.complete && e.naturalWidth") == 224 for i in pictures.all()
     )  # the model's view, the map and the overlay, at the model's input size
@@ -477,6 +481,11 @@ def test_presentation_fits_1366_by_768(browser, server):
     page.goto(server + "/present" + SHAPES + "&mode=present")
     _see(page, "Image 1 of 6", "red = mattered most", "Exit presentation")
     assert not page.locator("[data-testid='stSidebar']").is_visible()
+    # Measured once the pictures have arrived (an image still loading is 0 pixels high).
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.st-key-present_slide img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
     picture = page.locator(".st-key-present_picture img").first.bounding_box()
     sentence = page.locator("p").filter(has_text="The model is").first.bounding_box()
     nav = page.get_by_role("button", name="Next →").bounding_box()
