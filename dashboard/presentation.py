@@ -6,23 +6,34 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from explain import METHOD_INFO, ModelHandle
+from explain import METHOD_INFO, ModelHandle, top_classes
 from explain.narrative import describe
+from explain.progress import Progress
 from explain.render import overlay
 from explain.report import Slide, presentation_html
 
 from . import results
-from .results import Progress
 from .sources import Picture
 
 CMAP, ALPHA = "jet", 0.45
 TITLE = "What the model looked at"
+ORDINALS = ("1st", "2nd", "3rd", "4th", "5th")
 
 
 def today() -> str:
     """The date shown on the page and in the export, e.g. ``"3 December 2026"``."""
     day = datetime.date.today()
     return f"{day.day} {day:%B %Y}"
+
+
+def _verdict(label: str, ranked: list[str]) -> str:
+    """Whether the model's answer is right: its first guess, one of its next guesses (ImageNet
+    has near-identical classes, such as tabby and tiger cat), or none of its five."""
+    lowered = [name.lower() for name in ranked]
+    if label.lower() not in lowered:
+        return "the model is wrong"
+    rank = lowered.index(label.lower())
+    return "the model is right" if rank == 0 else f"the model's {ORDINALS[rank]} guess"
 
 
 @dataclass(frozen=True)
@@ -52,25 +63,23 @@ class Deck:
             progress=progress,
         )
         probs = results.remember_probs(self.model_key, picture, result.probs[0])
-        order = probs.argsort()[::-1]
-        top, second = int(order[0]), int(order[1]) if len(order) > 1 else None
+        best = top_classes(probs, 5, handle.labels)
+        names, shares = best.labels, best.probabilities
         heat = result.maps[layer][0]
         view = results.model_view(self.model_key, handle, picture)
         sentence = describe(
-            handle.labels[top],
-            float(probs[top]),
+            names[0],
+            float(shares[0]),
             heat,
             CMAP,
-            second=(handle.labels[second], float(probs[second])) if second is not None else None,
+            second=(names[1], float(shares[1])) if len(names) > 1 else None,
         )
         facts = [("Image", picture.name)]
         if picture.label is not None:
-            right = picture.label.lower() == handle.labels[top].lower()
-            verdict = "the model is right" if right else "the model is wrong"
-            facts.append(("Correct answer", f"{picture.label} ({verdict})"))
+            facts.append(("Correct answer", f"{picture.label} ({_verdict(picture.label, names)})"))
         facts.append(("Map", f"{METHOD_INFO[self.method].title} at {layer}"))
         return Slide(
-            title=handle.labels[top].replace("_", " ").capitalize(),
+            title=names[0].replace("_", " ").capitalize(),
             sentence=sentence,
             overlay=overlay(view, heat, ALPHA, CMAP),
             original=view,

@@ -16,15 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from explain import ModelHandle, compute_cams
+from explain import METHOD_INFO, ExplainError, ModelHandle, compute_cams
 from explain.cams import CamResult
+from explain.progress import Progress
 
 from .sources import Picture
 
 #: Bytes of maps kept for all sessions together (least recently used dropped first).
 MAX_BYTES = 768 * 2**20
-
-Progress = Callable[[int, int, str], None]
 
 
 class ResultStore:
@@ -60,6 +59,14 @@ class ResultStore:
                 _, (_, dropped) = self._items.popitem(last=False)
                 self._bytes -= dropped
         return value
+
+    def peek(self, key: Hashable) -> Any:
+        """The stored value of ``key`` (now the most recent), or None; computes nothing."""
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key][0]
 
     def clear(self) -> None:
         with self._lock:
@@ -100,19 +107,32 @@ def cams(
         model_key: the model's identity (the store's key, with the picture's).
         targets: as for :func:`explain.compute_cams` (must be hashable); ``None``: top class.
         progress: ``progress(done, total, message)``, called only while computing.
+
+    Raises:
+        ExplainError: the method cannot run here (any failure of the computation becomes one,
+            with its cause: a page shows it and goes on).
     """
     key = ("cams", model_key, picture.key, method, tuple(layers), targets)
-    return store().get(
-        key,
-        lambda: compute_cams(
-            handle,
-            [picture.pixels],
-            layers=list(layers),
-            method=method,
-            targets=targets,
-            progress=progress,
-        ),
-    )
+
+    def compute() -> CamResult:
+        try:
+            return compute_cams(
+                handle,
+                [picture.pixels],
+                layers=list(layers),
+                method=method,
+                targets=targets,
+                progress=progress,
+            )
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # never a traceback
+            title = METHOD_INFO[method].title if method in METHOD_INFO else method
+            raise ExplainError(
+                f"{title} failed on {handle.name} at {', '.join(layers)}: "
+                f"{type(exc).__name__}: {exc}",
+                hint="try another method or layer; the other pages keep working.",
+            ) from exc
+
+    return store().get(key, compute)
 
 
 def predict(model_key: str, handle: ModelHandle, picture: Picture) -> np.ndarray:
@@ -120,6 +140,11 @@ def predict(model_key: str, handle: ModelHandle, picture: Picture) -> np.ndarray
     return store().get(
         ("predict", model_key, picture.key), lambda: handle.predict([picture.pixels])[0]
     )
+
+
+def known_probs(model_key: str, picture: Picture) -> np.ndarray | None:
+    """The stored probabilities ``(num_classes,)`` of one picture, or None (nothing is run)."""
+    return store().peek(("predict", model_key, picture.key))
 
 
 def remember_probs(model_key: str, picture: Picture, probs: np.ndarray) -> np.ndarray:

@@ -9,21 +9,28 @@ import streamlit as st
 
 from explain import DEFAULT, ExplainError, ModelHandle, torchvision_classifiers
 from explain.builtin import BUILTIN_MODELS
+from explain.models import SOURCES, timm_classifiers
 
 from . import state, style
 from .sources import (
-    BUILTIN_SPECS,
     SAMPLE_SETS,
     ModelChoice,
     Picture,
+    builtin_specs,
     default_choice,
     get_model,
     read_upload,
     remember_uploads,
+    sample_set_for,
     save_upload,
+    suits,
 )
 
-SOURCES = ("Built-in", "torchvision", "Hugging Face", "Your weights")
+#: The model sources the picker offers, from the library's registry (never a Python import
+#: path: a web page must not make the server import code), then the user's own weights.
+PICKED_SOURCES = {s.name: s for s in SOURCES if s.name in ("builtin", "torchvision", "timm", "hf")}
+OWN_WEIGHTS = "Your weights"
+LABELS = [s.label for s in PICKED_SOURCES.values()] + [OWN_WEIGHTS]
 THUMBNAILS = 12
 
 
@@ -39,7 +46,8 @@ def show_error(exc: BaseException, where=st) -> None:
 # -- model ----------------------------------------------------------------------------------------
 def try_load(choice: ModelChoice) -> bool:
     """Load ``choice`` and use it; on failure keep the old model and remember why (shown once,
-    where the user acted)."""
+    where the user acted). A built-in model is shown the sample images of its own kind (the
+    shapes models the shapes, the ImageNet models the photos); uploads are kept."""
     st.session_state["gce.model_error"] = None
     try:
         get_model(choice)
@@ -50,6 +58,9 @@ def try_load(choice: ModelChoice) -> bool:
         st.session_state["gce.model_error"] = ExplainError(f"Loading {choice.title} failed: {exc}")
         return False
     state.set_model_choice(choice)
+    if not suits(choice.spec, state.images_source()):
+        wanted = sample_set_for(choice.spec)
+        state.set_pictures(SAMPLE_SETS[wanted].load(), wanted)
     return True
 
 
@@ -62,9 +73,10 @@ def _load_builtin() -> None:
     try_load(ModelChoice(st.session_state[_key("builtin_spec")]))
 
 
-def _load_torchvision() -> None:
-    weights = DEFAULT if st.session_state.get(_key("tv_pretrained"), True) else None
-    try_load(ModelChoice(f"torchvision:{st.session_state[_key('tv_name')]}", weights))
+def _load_library(prefix: str) -> None:
+    """torchvision or timm: the architecture, with its pretrained weights or random ones."""
+    weights = DEFAULT if st.session_state.get(_key(f"{prefix}_pretrained"), True) else None
+    try_load(ModelChoice(f"{prefix}:{st.session_state[_key(f'{prefix}_name')]}", weights))
 
 
 def _load_hf() -> None:
@@ -83,49 +95,69 @@ def _load_own() -> None:
     try_load(ModelChoice(f"torchvision:{arch}", path, False, labels_path, upload.name))
 
 
+def _source_label(choice: ModelChoice) -> str:
+    if choice.weights not in (DEFAULT, None):
+        return OWN_WEIGHTS
+    found = PICKED_SOURCES.get(choice.spec.partition(":")[0], PICKED_SOURCES["builtin"])
+    return found.label
+
+
+def _library_picker(prefix: str, names: tuple[str, ...], current: str, fallback: str) -> None:
+    """An architecture of torchvision or timm, pretrained (downloaded once) or random."""
+    choice = state.model_choice()
+    mine = choice.spec.startswith(prefix + ":")
+    name = current if mine and current in names else fallback
+    st.selectbox(
+        "Architecture (type to search)", names, index=names.index(name), key=_key(f"{prefix}_name")
+    )
+    st.toggle(
+        "Pretrained weights (downloaded once, then cached)",
+        value=not (mine and choice.weights is None),
+        key=_key(f"{prefix}_pretrained"),
+        help="Off: random weights, which work offline but explain nothing real.",
+    )
+    st.button("Load", key=_key(f"load_{prefix}"), on_click=_load_library, args=(prefix,))
+
+
 def model_picker() -> None:
     """Choose the model. The previous model stays in use until a new one loads; the picker's
-    widgets always show the model in use."""
+    widgets always show the model in use. Sources and their help come from the library's
+    registry (:data:`explain.models.SOURCES`)."""
     choice = state.model_choice()
-    source_of = {"builtin": "Built-in", "torchvision": "torchvision", "hf": "Hugging Face"}
-    source = source_of.get(choice.spec.partition(":")[0], "Built-in")
-    if choice.weights not in (DEFAULT, None):
-        source = "Your weights"
+    source = _source_label(choice)
     name = choice.spec.partition(":")[2]
     st.sidebar.markdown(f"**Model:** `{choice.title}`")
     with st.sidebar.expander("Change model", expanded=False):
         picked = st.radio(
-            "Source", SOURCES, index=SOURCES.index(source), horizontal=True, key=_key("source")
+            "Source", LABELS, index=LABELS.index(source), horizontal=True, key=_key("source")
         )
-        if picked == "Built-in":
+        by_label = {s.label: s for s in PICKED_SOURCES.values()}
+        if picked in by_label:
+            st.caption("Spec: " + by_label[picked].help)
+        if picked == PICKED_SOURCES["builtin"].label:
+            specs = builtin_specs()
             spec = st.selectbox(
                 "Built-in model",
-                BUILTIN_SPECS,
-                index=BUILTIN_SPECS.index(choice.spec) if choice.spec in BUILTIN_SPECS else 0,
+                specs,
+                index=specs.index(choice.spec) if choice.spec in specs else 0,
                 format_func=lambda s: s.split(":", 1)[1],
                 key=_key("builtin_spec"),
             )
             st.caption(BUILTIN_MODELS.get(spec.split(":", 1)[1], ""))
             st.button("Use this model", key=_key("load_builtin"), on_click=_load_builtin)
-        elif picked == "torchvision":
-            names = torchvision_classifiers()
-            current = name if source == "torchvision" and name in names else "resnet50"
-            st.selectbox(
-                "Architecture (type to search)",
-                names,
-                index=names.index(current),
-                key=_key("tv_name"),
-            )
-            st.toggle(
-                "ImageNet weights (downloaded once, then cached)",
-                value=not (source == "torchvision" and choice.weights is None),
-                key=_key("tv_pretrained"),
-            )
-            st.button("Load", key=_key("load_tv"), on_click=_load_torchvision)
-        elif picked == "Hugging Face":
+        elif picked == PICKED_SOURCES["torchvision"].label:
+            _library_picker("torchvision", torchvision_classifiers(), name, "resnet50")
+        elif picked == PICKED_SOURCES["timm"].label:
+            try:
+                names = timm_classifiers()
+            except ExplainError as exc:  # timm is not installed
+                show_error(exc)
+            else:
+                _library_picker("timm", names, name, "convnext_tiny")
+        elif picked == PICKED_SOURCES["hf"].label:
             ref = st.text_input(
                 "Hub id or local folder",
-                value=name if source == "Hugging Face" else "",
+                value=name if choice.spec.startswith("hf:") else "",
                 placeholder="microsoft/resnet-50",
                 key=_key("hf_ref"),
             )
@@ -251,9 +283,31 @@ def sidebar() -> Context:
     return Context(handle, state.model_choice().key, pictures)
 
 
+def fit_hint() -> None:
+    """A word when a built-in shapes model is shown pictures that are not shapes (an upload,
+    say): its six classes make any answer on them meaningless; one click shows its samples."""
+    spec, source = state.model_choice().spec, state.images_source()
+    wanted = sample_set_for(spec)
+    shown = SAMPLE_SETS.get(source)
+    if SAMPLE_SETS[wanted].domain != "shapes" or (shown and shown.domain == "shapes"):
+        return
+    with st.container(horizontal=True, vertical_alignment="center", key="fit_hint"):
+        st.info(
+            f"{spec} knows six coloured shapes only: on these pictures its answers mean little.",
+            icon=":material/info:",
+        )
+        st.button(
+            f"Show the {SAMPLE_SETS[wanted].title.lower()} samples",
+            key="w.fit_hint",
+            on_click=_use_samples,
+            args=(wanted,),
+        )
+
+
 def page(title: str, caption: str) -> Context:
     """The sidebar, then the page's title and a one-line explanation under it."""
     ctx = sidebar()
     st.title(title)
     st.caption(caption)
+    fit_hint()
     return ctx

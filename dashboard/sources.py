@@ -1,19 +1,22 @@
 """Where the dashboard's models and images come from: the default model, the model choices, the
-registry of sample image sets, uploads (with messages that name the user's file), and the
-folders datasets may be read from.
+registry of sample image sets, uploads (with messages that name the user's file, kept for a
+while and then cleaned up), and the folders datasets may be read from.
 
-Switching the model or the images the dashboard starts on is a one-line change here:
-:data:`DEFAULT_MODEL_SPEC` and :data:`DEFAULT_SAMPLE_SET`.
+A new session starts on a real ImageNet model (:data:`DEFAULT_MODEL_SPECS`: the first built-in
+that is installed) explaining the photos shipped with the project; each model's sample images
+are :func:`sample_set_for`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,24 +26,32 @@ import streamlit as st
 from PIL import Image as PILImage
 
 from explain import DEFAULT, ExplainError, ModelHandle, load_image, load_model
-from explain.builtin import BUILTIN_MODELS
+from explain.builtin import SHAPES_MODELS, available_models
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Every model shipped with the project, as offered in the picker.
-BUILTIN_SPECS = tuple(f"builtin:{name}" for name in BUILTIN_MODELS)
-#: The model a new session starts on.
-DEFAULT_MODEL_SPEC = "builtin:shapes"
-#: The sample images a new session starts on (a key of :data:`SAMPLE_SETS`).
-DEFAULT_SAMPLE_SET = "shapes"
+#: The models a new session may start on, in order of preference: the first one installed
+#: (the real ImageNet model needs its weights package; the shapes model ships with the project).
+DEFAULT_MODEL_SPECS = ("builtin:efficientnet-lite0", "builtin:shapes")
 #: Model sources a link (query parameter) may name; never a Python import path or a file.
-URL_SOURCES = ("builtin", "torchvision", "hf")
+URL_SOURCES = ("builtin", "torchvision", "timm", "hf")
 UPLOADS = Path(tempfile.gettempdir()) / "gradcam-explorer-uploads"
+#: Uploads unused for this long are deleted (seconds; ``GCE_UPLOAD_TTL_S`` overrides).
+UPLOAD_TTL_S = 7 * 24 * 3600
+#: The uploads folder is kept below this size, oldest first out (``GCE_UPLOAD_MAX_MB``).
+UPLOAD_MAX_BYTES = 1024 * 2**20
 THUMB = 96
 
 
+def builtin_specs() -> tuple[str, ...]:
+    """Every built-in model that loads on this installation, as offered in the picker."""
+    return tuple(f"builtin:{name}" for name in available_models())
+
+
 def default_model_spec() -> str:
-    """The spec of the model a new session starts on."""
-    return DEFAULT_MODEL_SPEC
+    """The spec of the model a new session starts on: the first of
+    :data:`DEFAULT_MODEL_SPECS` that is installed."""
+    installed = builtin_specs()
+    return next(s for s in DEFAULT_MODEL_SPECS if s in installed or s == DEFAULT_MODEL_SPECS[-1])
 
 
 # -- dataset folders ------------------------------------------------------------------------------
@@ -186,12 +197,15 @@ class SampleSet:
         id: short name used in links (``?images=shapes``).
         title: the button's text; help: its tooltip.
         load: returns the pictures.
+        domain: what the images show (``"photos"`` or ``"shapes"``): a built-in model is shown
+            the samples of its own domain (:func:`sample_set_for`).
     """
 
     id: str
     title: str
     help: str
     load: Callable[[], list[Picture]]
+    domain: str = "photos"
 
 
 @st.cache_resource(show_spinner=False)
@@ -207,35 +221,65 @@ def _shapes(n: int, seed: int, marker: str) -> list[Picture]:
 
 
 @st.cache_resource(show_spinner=False)
-def _sklearn_photos() -> list[Picture]:
-    """The two photographs scikit-learn ships (a temple in China, a flower)."""
-    from sklearn.datasets import load_sample_images
+def _photos() -> list[Picture]:
+    """The real photographs shipped with the project (a cat, an espresso, a palace, ...),
+    with the ImageNet class of what they show where there is one."""
+    from explain.builtin.samples import sample_photos
 
-    bunch = load_sample_images()
     return [
-        Picture.of(Path(f).stem.replace("_", " "), img, "sample")
-        for f, img in zip(bunch.filenames, bunch.images, strict=True)
+        Picture.of(photo.name.replace("-", " "), photo.load(), "sample", photo.label_name)
+        for photo in sample_photos()
     ]
 
 
 SAMPLE_SETS: dict[str, SampleSet] = {
     s.id: s
     for s in (
-        SampleSet("shapes", "Shapes", "One shape of each class", lambda: _shapes(6, 2024, "none")),
+        SampleSet(
+            "photos",
+            "Photos",
+            "Six real photographs (a cat, an espresso, a palace, ...) shipped with the project",
+            _photos,
+        ),
+        SampleSet(
+            "shapes",
+            "Shapes",
+            "One shape of each class, for the built-in shapes models",
+            lambda: _shapes(6, 2024, "none"),
+            "shapes",
+        ),
         SampleSet(
             "shapes-marker",
             "Shapes + marker",
             "With the corner marker the biased model relies on",
             lambda: _shapes(6, 2024, "class"),
+            "shapes",
         ),
-        SampleSet("photos", "Photos", "Two photographs (scikit-learn's samples)", _sklearn_photos),
     )
 }
 
 
-def default_sample_set() -> str:
-    """The id of the sample set a new session starts on."""
-    return DEFAULT_SAMPLE_SET
+def sample_set_for(spec: str) -> str:
+    """The sample images that suit a model (a key of :data:`SAMPLE_SETS`): the shapes for the
+    built-in shapes models (with the marker for the biased one), the photos for the others."""
+    source, _, name = spec.partition(":")
+    if source == "builtin" and name in SHAPES_MODELS:
+        return "shapes-marker" if name == "shapes-biased" else "shapes"
+    return "photos"
+
+
+def default_sample_set(spec: str | None = None) -> str:
+    """The id of the sample set a session shows with model ``spec`` (default: the model a new
+    session starts on) when no images were chosen."""
+    return sample_set_for(spec or default_model_spec())
+
+
+def suits(spec: str, source: str) -> bool:
+    """Whether the images of ``source`` (a sample set id, or uploads) suit model ``spec``:
+    uploads and any model not built into the project always do (the user knows best)."""
+    if source not in SAMPLE_SETS or not spec.startswith("builtin:"):
+        return True
+    return SAMPLE_SETS[source].domain == SAMPLE_SETS[sample_set_for(spec)].domain
 
 
 # -- uploads --------------------------------------------------------------------------------------
@@ -260,10 +304,70 @@ def read_upload(name: str, data: bytes) -> Picture:
     return Picture.of(name, np.asarray(loaded.image), "upload")
 
 
+_last_prune = 0.0
+
+
+def _limits() -> tuple[float, int]:
+    ttl = float(os.environ.get("GCE_UPLOAD_TTL_S", UPLOAD_TTL_S))
+    max_mb = os.environ.get("GCE_UPLOAD_MAX_MB")
+    return ttl, int(float(max_mb) * 2**20) if max_mb else UPLOAD_MAX_BYTES
+
+
+def prune_uploads(now: float | None = None) -> int:
+    """Delete kept uploads unused for longer than the time limit, then the least recently
+    used ones while the folder is over its size limit (see :data:`UPLOAD_TTL_S`,
+    :data:`UPLOAD_MAX_BYTES`); empty folders go too. Returns how many files were deleted.
+
+    A link to a set whose files are gone shows the sample images with a word on why; a model
+    already loaded from uploaded weights stays loaded.
+    """
+    ttl, max_bytes = _limits()
+    now = time.time() if now is None else now
+    entries = []
+    for path in UPLOADS.rglob("*"):
+        try:
+            if path.is_file():
+                info = path.stat()
+                entries.append((info.st_mtime, info.st_size, path))
+        except OSError:  # another session deleted it meanwhile
+            continue
+    entries.sort()  # least recently used first
+    total = sum(size for _, size, _ in entries)
+    deleted = 0
+    for mtime, size, path in entries:
+        if now - mtime <= ttl and total <= max_bytes:
+            break
+        path.unlink(missing_ok=True)
+        total -= size
+        deleted += 1
+    for folder in sorted(UPLOADS.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    return deleted
+
+
+def _maybe_prune() -> None:
+    """Prune at most once a minute (it walks the folder)."""
+    global _last_prune
+    if time.monotonic() - _last_prune > 60:
+        _last_prune = time.monotonic()
+        with contextlib.suppress(OSError):  # never let housekeeping break an upload
+            prune_uploads()
+
+
+def _touch(path: Path) -> None:
+    """Mark a kept file as used now (pruning removes the least recently used first)."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
 def _blob(data: bytes) -> str:
     digest = hashlib.sha256(data).hexdigest()[:24]
     path = UPLOADS / "blobs" / digest
-    if not path.exists():
+    if path.exists():
+        _touch(path)
+    else:
+        _maybe_prune()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".part")
         tmp.write_bytes(data)
@@ -277,7 +381,9 @@ def save_upload(data: bytes, name: str) -> str:
     digest = _blob(data)
     safe = re.sub(r"[^\w.\-]+", "_", Path(name).name).strip("._") or "upload"
     path = UPLOADS / "files" / digest / safe
-    if not path.exists():
+    if path.exists():
+        _touch(path)
+    else:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return str(path)
@@ -289,7 +395,9 @@ def remember_uploads(files: list[tuple[str, bytes]]) -> str:
     manifest = json.dumps([[name, _blob(data)] for name, data in files]).encode()
     set_id = hashlib.sha256(manifest).hexdigest()[:24]
     path = UPLOADS / "sets" / f"{set_id}.json"
-    if not path.exists():
+    if path.exists():
+        _touch(path)
+    else:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(manifest)
     return set_id
@@ -305,7 +413,10 @@ def recall_uploads(set_id: str) -> list[Picture]:
         pictures = []
         for name, digest in entries:
             if re.fullmatch(r"[0-9a-f]{24}", digest):
-                pictures.append(read_upload(str(name), (UPLOADS / "blobs" / digest).read_bytes()))
+                blob = UPLOADS / "blobs" / digest
+                pictures.append(read_upload(str(name), blob.read_bytes()))
+                _touch(blob)
+        _touch(path)
         return pictures
     except (OSError, ValueError, ExplainError):
         return []

@@ -31,6 +31,7 @@ import streamlit as st
 
 from explain import METHOD_INFO, ModelHandle
 
+from .method_choice import offered
 from .sources import (  # default_model_spec: the model a new session starts on
     ModelChoice,
     Picture,
@@ -75,18 +76,20 @@ def set_model_choice(choice: ModelChoice) -> None:
 
 
 def images_source() -> str:
-    """Where the pictures come from: a sample set id or ``"upload-<id>"``."""
-    return st.session_state.get(PREFIX + "images_source") or default_sample_set()
+    """Where the pictures come from: a sample set id or ``"upload-<id>"`` (by default the
+    samples that suit the model)."""
+    return st.session_state.get(PREFIX + "images_source") or default_sample_set(model_choice().spec)
 
 
 def pictures() -> list[Picture]:
     found = st.session_state.get(PREFIX + "pictures")
     if not found:
-        found = load_images_source(images_source())
+        source = images_source()
+        found = load_images_source(source)
         if not found:  # e.g. a link to uploads this server no longer has
-            found = load_images_source(default_sample_set())
-            st.session_state[PREFIX + "images_source"] = default_sample_set()
-        st.session_state[PREFIX + "pictures"] = found
+            source = default_sample_set(model_choice().spec)
+            found = load_images_source(source)
+        set_pictures(found, source)
     return found
 
 
@@ -153,9 +156,11 @@ def controlled(name: str, value: Any, page: str = "") -> tuple[str, Callable[[],
     return key, store
 
 
-def method() -> str:
+def method(handle: ModelHandle | None = None) -> str:
+    """The chosen method if it exists (and is offered for ``handle``), else Grad-CAM."""
     chosen = get("method")
-    return chosen if chosen in METHOD_INFO else "gradcam"
+    usable = METHOD_INFO if handle is None else offered(handle)
+    return chosen if chosen in usable else "gradcam"
 
 
 def layer(handle: ModelHandle) -> str:
@@ -212,9 +217,9 @@ def restore_from_url(load: Callable[[ModelChoice], bool]) -> None:
 def sync_url(handle: ModelHandle) -> None:
     """Write the current model, images, method and layer to the URL (only what changed)."""
     wanted = model_choice().url_params()
-    if images_source() != default_sample_set():
+    if images_source() != default_sample_set(model_choice().spec):
         wanted["images"] = images_source()
-    wanted["method"] = method()
+    wanted["method"] = method(handle)
     wanted["layer"] = layer(handle)
     if present_mode():
         wanted["mode"] = "present"

@@ -12,6 +12,9 @@ BASE = """
 [data-testid="stButtonGroup"] > div { flex-wrap: wrap; }
 .st-key-explain_pictures [data-testid="stImageCaption"],
 .st-key-layers_grid [data-testid="stImageCaption"] { font-size: 0.85rem; }
+/* A picture of a fixed width never overflows a column narrower than it (Present at 800 px). */
+.st-key-present_original * { max-width: 100%; }
+.st-key-present_original img { height: auto; }
 </style>
 """
 

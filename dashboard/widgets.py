@@ -13,13 +13,14 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from explain import METHOD_INFO, ModelHandle
+from explain import METHOD_INFO, ModelHandle, top_classes
 from explain.layers import LayerInfo
+from explain.progress import Progress
 from explain.render import COLORMAPS, overlay, to_png
 from explain.report import legend_html
 
 from . import state
-from .results import Progress
+from .method_choice import not_offered_note, offered
 from .sidebar import Context, page, show_error, sidebar
 from .sources import Picture
 
@@ -54,17 +55,20 @@ def picture_select(pictures: Sequence[Picture], page: str) -> Picture:
     return state.current_picture()
 
 
-def method_select(page: str, methods: Sequence[str] | None = None) -> str:
-    """Choose the method (one choice for the session, kept in the URL)."""
-    names = list(methods or METHOD_INFO)
-    current = state.method()
+def method_select(handle: ModelHandle, page: str, kinds: Sequence[str] | None = None) -> str:
+    """Choose the method (one choice for the session, kept in the URL) among those offered
+    for the model (of ``kinds`` only, when given)."""
+    names = offered(handle, kinds)
+    current = state.method(handle)
     key, on_change = state.controlled("method", current if current in names else names[0], page)
+    note = not_offered_note(handle)
     return st.selectbox(
         "Method",
         names,
         format_func=lambda m: METHOD_INFO[m].title,
         key=key,
         on_change=on_change,
+        help="How the map is made." + (f" {note}" if note else ""),
     )
 
 
@@ -121,7 +125,7 @@ def class_select(handle: ModelHandle, probs: np.ndarray, page: str) -> int:
     Both widgets show the class explained: the pill is lit when it is one of the five, and the
     box names it always. The choice belongs to this model and picture.
     """
-    top = [int(i) for i in np.argsort(-probs)[:5]]
+    top = top_classes(probs, 5).indices.tolist()
     target = state.target(probs)
     pills_key = state.widget_key("target", page + ".top")
     any_key = state.widget_key("target", page + ".any")
@@ -207,7 +211,7 @@ def prediction_chart(
     handle: ModelHandle, probs: np.ndarray, k: int = 5, explained: int | None = None
 ) -> go.Figure:
     """The ``k`` most probable classes as bars; the class explained in the page's colour."""
-    top = list(np.argsort(-probs)[:k][::-1])
+    top = top_classes(probs, k).indices.tolist()[::-1]  # the most probable at the top
     if explained is not None and explained not in top:
         top = [explained, *top[1:]]
     colours = ["#d6336c" if i == explained else "#adb5bd" for i in top]

@@ -24,7 +24,7 @@ from explain.datasets import match_classes
 from explain.errors import ImageLoadError, LayerError
 from explain.hooks import Hooks, first_tensor
 from explain.layers import LayerInfo, resolve_layers, to_nchw
-from explain.progress import Progress, as_progress, notify, tqdm_progress
+from explain.progress import Progress, notify, tqdm_progress
 from explain.runs import Engine, resolve_engine
 
 from .cache import ActivationStore, cache_key
@@ -438,7 +438,7 @@ def collect_activations(
     with contextlib.ExitStack() as stack:
         if progress is True:
             progress = stack.enter_context(tqdm_progress("activations", unit="img"))
-        update = as_progress(progress or None)
+        update = progress or None
         arrays = store.load_result() if store is not None else None
         from_cache = arrays is not None
         if arrays is None:
@@ -476,7 +476,7 @@ def _collect_run(
             progress = stack.enter_context(tqdm_progress("activations", unit="img"))
         folder, stats = runs.collect_run(
             handle, data, infos, poolings, key, resolve_engine(engine), out,
-            block_size=block_size or runs.BLOCK_SIZE, progress=as_progress(progress or None),
+            block_size=block_size or runs.BLOCK_SIZE, progress=progress or None,
         )  # fmt: skip
     if not folder.num_rows():
         raise DatasetError(

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from explain.metric_info import MetricInfo
-from explain.progress import Progress, as_progress, notify
+from explain.progress import Progress, notify
 
 from .datasets import stratified_indices
 
@@ -335,7 +335,6 @@ def layer_metrics(
     if unknown:
         raise ValueError(f"Unknown metrics {unknown}; known: {list(METRICS)}.")
     labels = np.asarray(labels)
-    report = as_progress(progress)
     rows = []
     for depth, (name, x) in enumerate(features.items()):
         row: dict[str, Any] = {"layer": name, "depth": depth, "dim": int(x.shape[1])}
@@ -353,7 +352,7 @@ def layer_metrics(
                 else trustworthiness(x, layout, metric=trust_metric, labels=labels, seed=seed)
             )
         rows.append(row)
-        notify(report, depth + 1, len(features), f"layer metrics: {name}")
+        notify(progress, depth + 1, len(features), f"layer metrics: {name}")
     return pd.DataFrame(
         rows, columns=["layer", "depth", "dim", *[m for m in METRICS if m in metrics]]
     )

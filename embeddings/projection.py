@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg import orthogonal_procrustes
 
-from explain.progress import Progress, as_progress, notify
+from explain.progress import Progress, notify
 
 from .cache import load_npz, save_npz_atomic
 from .errors import ProjectionError
@@ -324,11 +324,10 @@ def project_layers(
     Returns:
         layer -> ``(N, dim)`` float32.
     """
-    report = as_progress(progress)
     out = {}
     for i, (name, x) in enumerate(features.items()):
         out[name] = project(x, method=method, dim=dim, seed=seed, **kwargs)
-        notify(report, i + 1, len(features), f"{method} projection: {name}")
+        notify(progress, i + 1, len(features), f"{method} projection: {name}")
     return align_layouts(out) if align else out
 
 

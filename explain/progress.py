@@ -8,9 +8,7 @@ lines show it with :func:`tqdm_progress`; the dashboard has a Streamlit adapter 
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Callable, Iterator
-from typing import Any
 
 #: ``progress(done, total, message)``: ``done`` of ``total`` units finished; ``message`` says
 #: what is running (may be empty).
@@ -35,36 +33,6 @@ def within(progress: Progress | None, start: float, stop: float, scale: int = 10
         notify(progress, round(fraction * scale), scale, message)
 
     return report
-
-
-def as_progress(callback: Callable[..., Any] | None) -> Progress | None:
-    """``callback`` as a :data:`Progress`.
-
-    Transitional: the dashboard still passes ``progress(done, total)`` callbacks to
-    ``collect_activations`` and ``project_layers``; a callable that takes exactly two
-    positional arguments is wrapped so that the message is dropped. Remove once every caller
-    passes three arguments.
-    """
-    if callback is None or _positional_arity(callback) != 2:
-        return callback
-
-    def report(done: int, total: int, message: str = "") -> None:
-        callback(done, total)
-
-    return report
-
-
-def _positional_arity(callback: Callable[..., Any]) -> int | None:
-    """How many positional arguments ``callback`` takes (``None``: any number, or unknown)."""
-    try:
-        parameters = inspect.signature(callback).parameters.values()
-    except (TypeError, ValueError):  # a builtin without a signature: call it as it is
-        return None
-    kinds = [p.kind for p in parameters]
-    if inspect.Parameter.VAR_POSITIONAL in kinds:
-        return None
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return sum(kind in positional for kind in kinds)
 
 
 @contextlib.contextmanager
@@ -96,4 +64,4 @@ def tqdm_progress(
         bar.close()
 
 
-__all__ = ["Progress", "as_progress", "notify", "tqdm_progress", "within"]
+__all__ = ["Progress", "notify", "tqdm_progress", "within"]

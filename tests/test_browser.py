@@ -222,6 +222,45 @@ def _shot(page, name: str, top: bool = True) -> None:
     page.screenshot(path=str(SCREENSHOTS / name))
 
 
+# -- a newcomer's first screen ------------------------------------------------------------------
+def test_first_screen_is_a_real_model_on_a_real_photo(browser, server):
+    """No link: EfficientNet-Lite0 (real ImageNet weights) explains the shipped cat photo with
+    an ImageNet class and a Grad-CAM overlay; the shapes model brings its shapes, and back."""
+    page = _tab(browser, 1400, 1000)
+    page.goto(server + "/")
+    body = _see(page, "Explaining ", "with Grad-CAM at bn2 · image chelsea the cat")
+    assert "Model: builtin:efficientnet-lite0" in body
+    headline = page.locator("[data-testid='stMain'] h3").first.inner_text()
+    top, share = headline.split(" · ")
+    assert top in ("tabby", "tiger cat", "Egyptian cat") and share.endswith("%")  # a house cat
+    assert _explaining(page).startswith(f"Explaining {top} (")
+    assert _shown(page, "Image") == "chelsea the cat" and _shown(page, "Method") == "Grad-CAM"
+    assert _shown(page, "Layer").startswith("bn2 · 1280×7×7")
+    assert _lit_pill(page).startswith(top)
+    pictures = page.locator(".st-key-explain_pictures [data-testid='stImage'] img")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.st-key-explain_pictures img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    assert pictures.count() == 3 and all(
+        i.evaluate("e => e.complete && e.naturalWidth") == 224 for i in pictures.all()
+    )  # the model's view, the map and the overlay, at the model's input size
+    captions = page.locator(".st-key-explain_pictures [data-testid='stImageCaption']")
+    assert captions.all_inner_texts() == ["What the model sees", f"Map of “{top}”", "Overlay"]
+    _shot(page, "0-first-screen.png")
+    # The shapes model comes with the shapes, Lite0 with the photos again.
+    page.get_by_text("Change model").click()
+    for name, expected in [
+        ("shapes", "at layer3 · image circle 1"),
+        ("efficientnet-lite0", "at bn2 · image chelsea the cat"),
+    ]:
+        _choose(page, "Built-in model", name, "[data-testid='stSidebar']")
+        page.get_by_role("button", name="Use this model").click()
+        _see(page, f"Model: builtin:{name}", expected)
+        assert _shown(page, "Image") == expected.rsplit("image ", 1)[1]
+    page.context.close()
+
+
 # -- the demo, defects first ------------------------------------------------------------------
 def test_demo_path_and_every_defect(browser, server):
     from explain.builtin.shapes import CLASSES, make_dataset
@@ -308,7 +347,7 @@ def test_demo_path_and_every_defect(browser, server):
     page.get_by_text("Change model").click()
     page.get_by_text("torchvision", exact=True).click()
     _choose(page, "Architecture (type to search)", "resnet18", "[data-testid='stSidebar']")
-    page.get_by_text("ImageNet weights").click()  # off: random weights, offline
+    page.get_by_text("Pretrained weights").click()  # off: random weights, offline
     page.get_by_role("button", name="Load", exact=True).click()
     body = _see(page, "torchvision:resnet18 (random weights)", "at layer4 · image my upload.png")
     assert _shown(page, "Layer") == "layer4 · 512×7×7 (Sequential)"
@@ -442,6 +481,11 @@ def test_presentation_fits_1366_by_768(browser, server):
     page.goto(server + "/present" + SHAPES + "&mode=present")
     _see(page, "Image 1 of 6", "red = mattered most", "Exit presentation")
     assert not page.locator("[data-testid='stSidebar']").is_visible()
+    # Measured once the pictures have arrived (an image still loading is 0 pixels high).
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.st-key-present_slide img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
     picture = page.locator(".st-key-present_picture img").first.bounding_box()
     sentence = page.locator("p").filter(has_text="The model is").first.bounding_box()
     nav = page.get_by_role("button", name="Next →").bounding_box()
@@ -475,4 +519,13 @@ def test_explain_holds_at_narrow_widths(browser, server, width):
     assert len(images) == 3 and all(i.bounding_box()["width"] > 80 for i in images)
     _shot(page, f"8-explain-{width}.png")
     shutil.copy(SCREENSHOTS / f"8-explain-{width}.png", SCREENSHOTS / "latest.png")
+    # Present: the slide's pictures stay inside the page (none cut off at the right).
+    page.goto(server + "/present" + SHAPES)
+    _see(page, "Image 1 of 6", "The model is")
+    page.wait_for_function("() => [...document.images].every(i => i.complete)")
+    main = page.locator("[data-testid='stMain']").bounding_box()
+    for picture in page.locator(".st-key-present_slide [data-testid='stImage'] img").all():
+        edge = picture.bounding_box()
+        assert edge["x"] + edge["width"] <= main["x"] + main["width"] + 1, edge
+    _shot(page, f"9-present-{width}.png")
     page.context.close()

@@ -7,6 +7,7 @@ Each test names the model it relies on (``?model=...``), never the dashboard's d
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,11 @@ from streamlit.testing.v1 import AppTest
 
 from explain import load_model
 from explain.builtin.shapes import CLASSES, make_dataset
+from explain.evaluation import METRICS
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 SHAPES = {"model": "builtin:shapes", "images": "shapes"}
+METRICS_BY_TITLE = {m.column_title: m.name for m in METRICS.values()}
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -29,7 +32,7 @@ def _png(array: np.ndarray) -> bytes:
 
 def _open(query: dict[str, str] | None = None, page: str | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
-    at.query_params.update(query or SHAPES)
+    at.query_params.update(SHAPES if query is None else query)
     at.run()
     if page:
         at.switch_page(page).run()
@@ -84,7 +87,7 @@ def _load_torchvision(at: AppTest, name: str) -> None:
     """Load a torchvision architecture with random weights (offline) through the picker."""
     next(r for r in at.sidebar.radio if r.label == "Source").set_value("torchvision").run()
     _select(at, "Architecture (type to search)", "sidebar").set_value(name)
-    next(t for t in at.sidebar.toggle if t.label.startswith("ImageNet weights")).set_value(False)
+    next(t for t in at.sidebar.toggle if t.label.startswith("Pretrained weights")).set_value(False)
     next(b for b in at.sidebar.button if b.label == "Load").click().run()
 
 
@@ -269,7 +272,7 @@ def test_link_restores_model_images_method_and_layer():
     app = _open(
         {
             "model": "builtin:shapes-biased",
-            "images": "shapes-marker",
+            "images": "shapes",  # its own samples would be the marked ones
             "method": "gradcampp",
             "layer": "layer2",
         }
@@ -278,17 +281,21 @@ def test_link_restores_model_images_method_and_layer():
     assert "with **Grad-CAM++** at `layer2`" in _line(app, "Explaining")
     assert _select(app, "Method").value == "gradcampp"
     assert _select(app, "Layer").value == "layer2"
-    assert _select(app, "Image").format_func(0).endswith("+ marker")
+    assert _select(app, "Image").format_func(0) == "circle 1"
     app.switch_page("views/layers.py").run()
     assert app.query_params["model"] == "builtin:shapes-biased"
-    assert app.query_params["images"] == "shapes-marker"
+    assert app.query_params["images"] == "shapes"
+    # Without images in the link, a model shows the samples of its kind.
+    marked = _open({"model": "builtin:shapes-biased"})
+    assert _select(marked, "Image").format_func(0) == "circle 1 + marker"
+    assert "images" not in marked.query_params
     # Uploads this server does not have: the samples, and a word on why.
     gone = _open({"model": "builtin:shapes", "images": "upload-" + "0" * 24})
     assert "not on this server" in " ".join(i.value for i in gone.sidebar.info)
     from dashboard import sources
 
-    samples = sources.load_images_source(sources.default_sample_set())
-    assert _select(gone, "Image").format_func(0) == samples[0].name
+    samples = sources.load_images_source(sources.default_sample_set("builtin:shapes"))
+    assert _select(gone, "Image").format_func(0) == samples[0].name == "circle 1"
     # A link may not name Python code or a file on the server: the default model is used.
     refused = _open({"model": "explain.architectures:cifar_resnet20", "method": "nonsense"})
     assert _sidebar_model(refused) != "**Model:** `explain.architectures:cifar_resnet20`"
@@ -381,13 +388,14 @@ def test_embeddings_page_metrics_in_words_and_mistakes(tmp_path, monkeypatch):
         "Depth",
         "Features",
         "Silhouette",
-        "k-NN accuracy (%)",
-        "Linear-probe accuracy (%)",
+        "k-NN accuracy (% correct)",
+        "Linear-probe accuracy (% correct)",
         "Trustworthiness",
     ]
     assert list(table["Layer"]) == ["layer1", "layer2", "layer3"]
     # Class separation grows with depth on the clean model; the last layer separates well.
-    assert table["k-NN accuracy (%)"].iloc[-1] > 90 > table["k-NN accuracy (%)"].iloc[0]
+    knn = table["k-NN accuracy (% correct)"]
+    assert knn.iloc[-1] > 90 > knn.iloc[0]  # in percent, as the title says
     app.toggle(key="emb_mistakes").set_value(True).run()
     note = next(c.value for c in app.caption if " of 120 images: " in c.value)
     assert "wrong" in note and "less than 60% sure" in note
@@ -403,27 +411,59 @@ def test_embeddings_folder_outside_allowed_roots_is_refused(tmp_path, monkeypatc
     assert not app.exception
 
 
+def _verdict(table, method: str, metric: str, baseline: str) -> str:
+    methods, metrics = table.index.get_level_values(0), table.index.get_level_values(1)
+    row = table[(methods == method) & metrics.str.startswith(metric)]
+    return str(row[f"vs {baseline}"].iloc[0]).split(" (")[0]
+
+
 def test_evaluate_leaderboard_readable_and_bias_finder_pictures():
     app = _open(page="views/evaluate.py")
     app.slider(key="eval_n").set_value(12)
+    metrics = ["deletion", "average_drop", "pointing_game", "energy_pointing_game"]
+    app.multiselect(key="eval_metrics").set_value(metrics)
     app.get("form_submit_button")[0].click().run()
     assert not app.exception
-    board = app.dataframe[0].value
-    assert list(board.index) == [
+    # One table per category, the ground truth first, each with its paired tests below it.
+    located, located_tests, faithful, faithful_tests = (t.value for t in app.table[:4])
+    rows = [
         "Grad-CAM at layer3",
         "Grad-CAM++ at layer3",
         "Eigen-CAM at layer3",
         "Random map (baseline)",
         "Centred blob (baseline)",
     ]
+    assert list(located.index) == list(faithful.index) == rows
+    located.columns = [METRICS_BY_TITLE[c] for c in located.columns]  # titles on screen
+    faithful.columns = [METRICS_BY_TITLE[c] for c in faithful.columns]
+    assert list(located.columns) == ["pointing_game", "energy_pointing_game"]
+    assert list(faithful.columns) == ["deletion", "average_drop"]
     # Pointing game in percent of images; Average Drop is a percentage already.
-    assert board.loc["Grad-CAM at layer3", "pointing_game"] >= 90
-    assert board.loc["Random map (baseline)", "pointing_game"] < 50
-    assert board["average_drop"].min() >= 0 and board["average_drop"].max() <= 100
+    assert located.loc["Grad-CAM at layer3", "pointing_game"] >= 90
+    assert located.loc["Random map (baseline)", "pointing_game"] < 50
+    assert faithful["average_drop"].min() >= 0 and faithful["average_drop"].max() <= 100
     assert (
-        board.loc["Grad-CAM at layer3", "deletion"] < board.loc["Random map (baseline)", "deletion"]
+        faithful.loc["Grad-CAM at layer3", "deletion"]
+        < faithful.loc["Random map (baseline)", "deletion"]
     )
-    assert len(app.get("download_button")) == 1
+    # The paired tests: Grad-CAM points at the shapes significantly more than a random map.
+    assert list(located_tests.columns) == ["Mean", "vs centre", "vs random"]
+    assert re.fullmatch(
+        r"(better|worse|no significant difference) \(baseline [\d.]+%, p = \S+\)",
+        located_tests["vs centre"].iloc[0],
+    )
+    assert _verdict(located_tests, "Grad-CAM at layer3", "Pointing game", "random") == "better"
+    assert set(faithful_tests.index.get_level_values(1)) == {
+        "Deletion AUC (0–1) ↓",
+        "Average Drop (%) ↓",
+    }
+    assert len(app.get("download_button")) == 2  # scores (CSV) and the report
+    # One image at a time: the mask's box drawn over the model's view and each method's map,
+    # with that image's localisation scores.
+    captions = _captions(app)
+    assert captions[0].startswith("Ground truth: 1 box(es) · explained: ")
+    assert captions[1].startswith("Grad-CAM at layer3 · Pointing game ")
+    assert "Energy pointing game " in captions[1] and len(captions) == 4
     app.button(key="bias_demo").click().run()
     verdicts = _text(app)
     assert "**builtin:shapes-biased**: This model relies on the corner marker" in verdicts
@@ -439,3 +479,141 @@ def test_evaluate_leaderboard_readable_and_bias_finder_pictures():
     study = app.dataframe[-1].value
     assert "Map on the marker (%)" in study.columns and "Accuracy (%)" in study.columns
     assert not app.exception
+
+
+def test_evaluate_on_real_photos_with_their_boxes(shared_data, monkeypatch):
+    """Issue 11: the Evaluate page takes an annotated dataset (a folder and its boxes CSV,
+    found next to it) and scores localisation on the real boxes next to both baselines."""
+    monkeypatch.setenv("GCE_DATA_ROOTS", str(shared_data))
+    app = _open({"model": "builtin:efficientnet-lite0"}, page="views/evaluate.py")
+    app.segmented_control(key="eval_source").set_value("folder").run()
+    app.text_input(key="eval_folder").set_value(str(shared_data / "imagenet-val" / "images"))
+    app.slider(key="eval_n").set_value(6)
+    app.multiselect(key="eval_methods").set_value(["gradcam"])
+    app.multiselect(key="eval_metrics").set_value(
+        ["pointing_game", "energy_pointing_game", "box_accuracy", "localisation_error"]
+    )
+    app.get("form_submit_button")[0].click().run()
+    assert not app.exception
+    assert any("ground truth: boxes.csv" in c.value for c in app.caption)
+    board = app.table[0].value
+    board.columns = [METRICS_BY_TITLE[c] for c in board.columns]  # titles on screen
+    assert list(board.index) == [
+        "Grad-CAM at bn2",
+        "Random map (baseline)",
+        "Centred blob (baseline)",
+    ]
+    assert list(board.columns) == [
+        "pointing_game",
+        "energy_pointing_game",
+        "box_accuracy",
+        "localisation_error",
+    ]
+    assert ((board >= 0) & (board <= 100)).all().all()  # percentages
+    verdicts = app.table[1].value
+    assert set(verdicts.index.get_level_values(0)) == {"Grad-CAM at bn2"} and len(verdicts) == 4
+    assert verdicts["vs centre"].str.contains(r"\(baseline .*, p = ").all()
+    # The images whose objects are small: their own table and tests.
+    app.segmented_control(key="eval_subset").set_value("small objects").run()
+    assert not app.exception
+    assert app.table[0].value.shape == board.shape
+    captions = _captions(app)
+    assert re.match(r"Ground truth: \d+ box\(es\) · explained: ", captions[0])
+    assert captions[1].startswith("Grad-CAM at bn2 · Pointing game ")
+
+
+def test_first_screen_is_the_real_imagenet_model_on_a_photo():
+    """Issue 11: with no link, a newcomer sees EfficientNet-Lite0 explaining a real photo
+    (the cat) with its ImageNet class; picking a shapes model brings the shapes, and back."""
+    from dashboard.sources import ModelChoice, get_model, load_images_source
+
+    app = _open({})
+    assert _sidebar_model(app) == "**Model:** `builtin:efficientnet-lite0`"
+    handle = get_model(ModelChoice("builtin:efficientnet-lite0"))
+    cat = load_images_source("photos")[0]
+    probs = handle.predict([cat.pixels])[0]
+    top = handle.labels[int(probs.argmax())]
+    assert top in ("tabby", "tiger cat", "Egyptian cat")  # ImageNet's three house cats
+    assert f"### {top} · {probs.max():.0%}" in _text(app)
+    assert _line(app, "Explaining") == (
+        f"Explaining **{top}** ({probs.max():.1%}) with **Grad-CAM** at `bn2` · image "
+        "**chelsea the cat**"
+    )
+    assert len(app.main.get("image")) == 3
+    assert _select(app, "Image").options[:3] == ["chelsea the cat", "espresso", "chinese palace"]
+    # The attention methods are not offered for a CNN.
+    assert "Attention rollout" not in _select(app, "Method").options
+    assert app.query_params["model"] == "builtin:efficientnet-lite0"
+    # Lite0 -> shapes: the shapes come with it; -> Lite0: the photos again.
+    picker = next(r for r in app.sidebar.radio if r.label == "Source")
+    assert picker.options == ["Built-in", "torchvision", "timm", "Hugging Face", "Your weights"]
+    for spec, first, layer in [
+        ("builtin:shapes", "circle 1", "layer3"),
+        ("builtin:efficientnet-lite0", "chelsea the cat", "bn2"),
+    ]:
+        _select(app, "Built-in model", "sidebar").set_value(spec)
+        next(b for b in app.sidebar.button if b.label == "Use this model").click().run()
+        assert not app.exception
+        assert _sidebar_model(app) == f"**Model:** `{spec}`"
+        assert f"at `{layer}` · image **{first}**" in _line(app, "Explaining")
+
+
+def test_transformer_offers_attention_methods_on_every_page():
+    """The attention methods appear for a vision transformer (a timm ViT, random weights so
+    that it loads offline), run on the Explain, Compare layers and Compare methods pages."""
+    app = _open({"model": "timm:vit_tiny_patch16_224", "weights": "random", "images": "photos"})
+    methods = _select(app, "Method")
+    assert methods.options[-3:] == ["Attention rollout", "Attention relevancy (Chefer)", "LeGrad"]
+    for method, title in [("rollout", "Attention rollout"), ("legrad", "LeGrad")]:
+        methods = _select(app, "Method")
+        methods.set_value(method).run()
+        assert not app.exception and not app.error
+        assert f"with **{title}** at `blocks.11.norm1`" in _line(app, "Explaining")
+    app.switch_page("views/layers.py").run()
+    assert not app.exception and not app.error
+    assert "with **LeGrad** at 4 layers" in (_line(app, "Explaining"))
+    app.switch_page("views/methods.py").run()
+    chosen = next(m for m in app.main.multiselect if m.label == "Methods")
+    assert chosen.value[-3:] == ["rollout", "chefer", "legrad"]
+    assert not app.exception
+    captions = [c.split(" · ")[0] for c in _captions(app)]
+    assert captions[-3:] == ["Attention rollout", "Attention relevancy (Chefer)", "LeGrad"]
+    # Back on a CNN: no attention method offered, and a word on why.
+    cnn = _open(page="views/methods.py")
+    chosen = next(m for m in cnn.main.multiselect if m.label == "Methods")
+    assert "rollout" not in chosen.options and "rollout" not in chosen.value
+    assert any("no attention blocks" in c.value for c in cnn.caption)
+
+
+def test_each_new_view_is_one_pass_and_a_view_shown_before_none(monkeypatch):
+    """Warm interactions: a new class, layer, method or image runs the model once (the class
+    shown only, never the top class again for its probabilities); a view shown before runs
+    nothing."""
+    from dashboard import results
+
+    calls: list[tuple] = []
+    real = results.compute_cams
+
+    def counted(handle, images, layers, method, targets=None, **kwargs):
+        calls.append((tuple(layers), method, targets))
+        return real(handle, images, layers=layers, method=method, targets=targets, **kwargs)
+
+    monkeypatch.setattr(results, "compute_cams", counted)
+    results.store().clear()
+    app = _open()
+    assert calls == [(("layer3",), "gradcam", None)]  # the map and the probabilities
+    steps = [
+        (lambda: _select(app, "…or any class").set_value(CLASSES.index("hexagon")), 1),
+        (lambda: _select(app, "Layer").set_value("layer2"), 1),  # hexagon at layer2 only
+        (lambda: _select(app, "Method").set_value("gradcampp"), 1),
+        (lambda: _select(app, "Method").set_value("gradcam"), 0),  # shown before
+        (lambda: _select(app, "Layer").set_value("layer3"), 0),
+        (lambda: _select(app, "Image").set_value(1), 1),  # a new image: its top class
+        (lambda: _select(app, "Image").set_value(0), 0),
+    ]
+    for step, passes in steps:
+        calls.clear()
+        step().run()
+        assert not app.exception
+        assert len(calls) == passes, calls
+    assert _line(app, "Explaining").startswith("Explaining **hexagon**")  # kept for image 0

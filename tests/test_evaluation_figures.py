@@ -90,6 +90,12 @@ def test_leaderboard_names_units_and_best_values(summary):
     assert "40.0 ★" not in html and "90.0 ★" not in html and BEST_STYLE.split(";")[0] in html
     titled = styled_leaderboard(board, titles=True).to_html()
     assert "Average Drop (%) ↓" in titled and "Pointing game (% of images) ↑" in titled
+    assert "95.0 ★" in titled and "12.5 ★" in titled
+    # The labels are the frame's own (Streamlit's st.table shows data labels, not relabels).
+    assert list(styled_leaderboard(board, titles=True).data.columns) == [
+        "Average Drop (%) ↓",
+        "Pointing game (% of images) ↑",
+    ]
     assert column_titles(board.columns)["pointing_game"] == "Pointing game (% of images) ↑"
     # A column with one value has no best; a tie marks every row that holds it.
     assert best_rows(board.iloc[:1]) == {"average_drop": [], "pointing_game": []}

@@ -1,17 +1,14 @@
-"""One progress type (``progress(done, total, message)``) through every long library call, its
-adapters (``within``, the tqdm bar, ``collect_activations(progress=True)``), and the transitional
-two-argument callbacks the dashboard still passes."""
+"""One progress type (``progress(done, total, message)``) through every long library call, and
+its adapters (``within``, the tqdm bar, ``collect_activations(progress=True)``)."""
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from embeddings import collect_activations, layer_metrics, project_layers
-from explain.progress import BAR_MESSAGE_CHARS, as_progress, notify, tqdm_progress, within
+from explain.progress import BAR_MESSAGE_CHARS, notify, tqdm_progress, within
 
 SIZE = 16  # the input size of the small_cnn fixture (conftest.tiny_cnn)
 
@@ -38,36 +35,6 @@ def test_within_maps_a_step_onto_its_share_of_the_whole():
     notify(None, 1, 2)  # no callback: nothing to call
 
 
-def test_as_progress_passes_three_argument_callbacks_through():
-    def three(done, total, message):
-        pass
-
-    def defaulted(done, total, message=""):
-        pass
-
-    class Bar:
-        def __call__(self, done, total, message):
-            pass
-
-    bar = Bar()
-    for callback in (three, defaulted, bar, print, lambda *args: None):
-        assert as_progress(callback) is callback
-    assert as_progress(None) is None
-
-
-def test_as_progress_wraps_two_argument_callbacks():
-    calls = []
-
-    def two(done, total):
-        calls.append((done, total))
-
-    wrapped = as_progress(two)
-    assert wrapped is not two
-    wrapped(3, 10, "dropped")
-    as_progress(functools.partial(lambda scale, d, t: calls.append((scale * d, t)), 2))(3, 10, "")
-    assert calls == [(3, 10), (6, 10)]
-
-
 def test_tqdm_progress_shows_done_total_and_message(capsys):
     message = "a message longer than the bar shows: " + "x" * 60
     with tqdm_progress("work", disable=False) as report:
@@ -79,31 +46,23 @@ def test_tqdm_progress_shows_done_total_and_message(capsys):
 
 
 def test_collect_activations_reports_images_in_every_form(small_cnn, images, capsys):
-    three, two = [], []
+    three = []
     kwargs = {"layers": ["0", "2"], "batch_size": 3, "cache_dir": False}
     acts = collect_activations(small_cnn, images, progress=lambda *a: three.append(a), **kwargs)
     assert [(d, t) for d, t, _ in three] == [(3, 7), (6, 7), (7, 7), (7, 7)]
     assert all(m == "activations" for *_, m in three)
-    # The dashboard's two-argument callback (transitional) sees the same counts.
-    again = collect_activations(
-        small_cnn, images, progress=lambda d, t: two.append((d, t)), **kwargs
-    )
-    assert two == [(d, t) for d, t, _ in three]
     # progress=True: a tqdm bar; the features do not depend on how progress is shown.
     shown = collect_activations(small_cnn, images, progress=True, **kwargs)
     for layer in ("0", "2"):
-        np.testing.assert_array_equal(acts.features[layer], again.features[layer])
         np.testing.assert_array_equal(acts.features[layer], shown.features[layer])
 
 
 def test_projection_and_metrics_report_layers():
     rng = np.random.default_rng(1)
     features = {"a": rng.normal(size=(12, 5)), "b": rng.normal(size=(12, 3))}
-    three, two = [], []
+    three = []
     project_layers(features, "pca", progress=lambda *a: three.append(a))
-    project_layers(features, "pca", progress=lambda d, t: two.append((d, t)))
     assert three == [(1, 2, "pca projection: a"), (2, 2, "pca projection: b")]
-    assert two == [(1, 2), (2, 2)]
     calls = []
     labels = np.repeat([0, 1, 2], 4)
     layer_metrics(features, labels, metrics=["silhouette"], progress=lambda *a: calls.append(a))

@@ -21,8 +21,6 @@ from explain.render import overlay
 
 MAX_SELECTED = 12
 CHART = "emb_scatter"  # also the CSS class the hover script looks for
-#: Accuracy columns are shown as percentages; the others with two decimals.
-PERCENT_METRICS = ("knn_accuracy", "linear_probe_accuracy")
 
 
 @dataclass
@@ -124,7 +122,7 @@ def _run() -> Run:
         handle,
         dataset,
         layers=layers,
-        progress=lambda done, total: bar.progress(
+        progress=lambda done, total, _: bar.progress(
             done / max(total, 1) * 0.6, text=f"Activations: {done}/{total} images"
         ),
     )
@@ -133,8 +131,8 @@ def _run() -> Run:
         method=method or "pca",
         dim=int(dim or 2),
         seed=int(seed),
-        progress=lambda done, total: bar.progress(
-            0.6 + 0.3 * done / total, text=f"Projection: {done}/{total} layers"
+        progress=lambda done, total, _: bar.progress(
+            0.6 + 0.3 * done / max(total, 1), text=f"Projection: {done}/{total} layers"
         ),
         **options,
     )
@@ -146,7 +144,8 @@ def _run() -> Run:
 
 
 def _metrics_table(table: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """The per-layer table with names in words, accuracies in percent, the rest rounded."""
+    """The per-layer table with names in words, each metric in its display unit (accuracies
+    in percent) with its own decimals (:data:`embeddings.METRICS`)."""
     shown = table.rename(columns={"layer": "Layer", "depth": "Depth", "dim": "Features"})
     config: dict = {
         "Depth": st.column_config.NumberColumn(help="0 = the shallowest layer chosen"),
@@ -155,14 +154,11 @@ def _metrics_table(table: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     for name, info in METRICS.items():
         if name not in shown.columns:
             continue
-        if name in PERCENT_METRICS:
-            title = f"{info.title} (%)"
-            shown[title] = shown.pop(name) * 100
-            config[title] = st.column_config.NumberColumn(help=info.description, format="%.0f")
-        else:
-            title = info.title
-            shown[title] = shown.pop(name)
-            config[title] = st.column_config.NumberColumn(help=info.description, format="%.2f")
+        title = f"{info.title} ({info.display_unit})" if info.display_unit else info.title
+        shown[title] = shown.pop(name) * info.scale
+        config[title] = st.column_config.NumberColumn(
+            help=f"{info.description} ({info.arrow} is better)", format=f"%.{info.decimals}f"
+        )
     return shown, config
 
 
@@ -289,7 +285,7 @@ with st.container(horizontal=True, gap="medium"):
     cam_method = st.selectbox(
         "Map method",
         gradient,
-        index=gradient.index(state.method()) if state.method() in gradient else 0,
+        index=gradient.index(state.method(handle)) if state.method(handle) in gradient else 0,
         format_func=lambda m: METHOD_INFO[m].title,
         key="emb_cam_method",
         width=220,

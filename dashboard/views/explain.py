@@ -18,7 +18,7 @@ from dashboard.widgets import (
     prediction_chart,
     show_error,
 )
-from explain import METHOD_INFO, ExplainError
+from explain import METHOD_INFO, ExplainError, top_classes
 from explain.render import colorize, overlay
 
 PAGE = "explain"
@@ -41,20 +41,22 @@ with st.container(horizontal=True, key="explain_controls", gap="medium"):
     with st.container(width=220):
         picture = picture_select(ctx.pictures, PAGE)
     with st.container(width=200):
-        method = method_select(PAGE)
+        method = method_select(handle, PAGE)
     with st.container(width=300):
         layer = layer_select(handle, PAGE)
 report, clear_progress = method_progress(st, method)
 try:
-    # The top class first: its pass also gives the probabilities (no pass of its own). Any
-    # other class is one more pass, kept for when it is asked again.
-    result = results.cams(model_key, handle, picture, method, (layer,), None, progress=report)
-    probs = results.remember_probs(model_key, picture, result.probs[0])
-    top5 = [int(i) for i in probs.argsort()[::-1][:5]]
+    # A picture's probabilities come with its first map (the top class's: no pass of their
+    # own); after that only the class shown is computed: one pass for a new view, none for
+    # one shown before (any other class is kept for when it is asked again).
+    probs = results.known_probs(model_key, picture)
+    if probs is None:
+        first = results.cams(model_key, handle, picture, method, (layer,), None, progress=report)
+        probs = results.remember_probs(model_key, picture, first.probs[0])
     with st.container(key="explain_classes"):
         target = class_select(handle, probs, PAGE)
-    if target != int(result.targets[0]):
-        result = results.cams(model_key, handle, picture, method, (layer,), target, progress=report)
+    wanted = None if target == int(probs.argmax()) else target  # the top class's own key
+    result = results.cams(model_key, handle, picture, method, (layer,), wanted, progress=report)
     heat = result.maps[layer][0]
 except ExplainError as exc:
     show_error(exc)
@@ -65,7 +67,8 @@ view = results.model_view(model_key, handle, picture)
 alpha, cmap = float(state.get("alpha", 0.5)), str(state.get("cmap", "jet"))
 
 label = handle.labels[target]
-st.markdown(f"### {handle.labels[int(probs.argmax())]} · {probs.max():.0%}")
+top5 = top_classes(probs, 5, handle.labels)
+st.markdown(f"### {top5.labels[0]} · {top5.probabilities[0]:.0%}")
 st.markdown(
     f"Explaining **{label}** ({probs[target]:.1%}) with **{METHOD_INFO[method].title}** "
     f"at `{layer}` · image **{picture.name}**"
@@ -95,7 +98,10 @@ with side:
         "class": label,
         "class_index": target,
         "probability": float(probs[target]),
-        "top5": [{"class": handle.labels[i], "probability": float(probs[i])} for i in top5],
+        "top5": [
+            {"class": name, "probability": float(p)}
+            for name, p in zip(top5.labels, top5.probabilities, strict=True)
+        ],
     }
     downloads(f"{picture.name}_{method}_{layer}", view, heat, summary, alpha, cmap, PAGE)
     with st.expander(f"About {METHOD_INFO[method].title}"):

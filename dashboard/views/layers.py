@@ -31,10 +31,7 @@ with st.container(horizontal=True, key="layers_controls", gap="medium"):
     with st.container(width=220):
         picture = picture_select(ctx.pictures, PAGE)
     with st.container(width=200):
-        gradient_methods = [
-            m for m, i in METHOD_INFO.items() if i.kind in ("gradient", "activation")
-        ]
-        method = method_select(PAGE, methods=gradient_methods)
+        method = method_select(handle, PAGE, kinds=("gradient", "activation", "attention"))
     with st.container(width=250):
         key, on_change = state.controlled(
             "layers_scope", state.get("layers_scope", SCOPES[0]), PAGE

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import results, state
+from dashboard.method_choice import not_offered_note, offered
 from dashboard.widgets import (
     class_select,
     layer_select,
@@ -34,15 +35,19 @@ with st.container(horizontal=True, key="methods_controls", gap="medium"):
     with st.container(width=300):
         layer = layer_select(handle, PAGE)
     with st.container(width=420):
-        chosen = [m for m in state.get("methods", FAST) if m in METHOD_INFO]
+        names = offered(handle)
+        first = FAST + [m for m in names if METHOD_INFO[m].kind == "attention"]
+        chosen = [m for m in state.get("methods", first) if m in names]
         key, on_change = state.controlled("methods", chosen, PAGE)
         methods = st.multiselect(
             "Methods",
-            list(METHOD_INFO),
+            names,
             format_func=lambda m: METHOD_INFO[m].title,
             key=key,
             on_change=on_change,
         )
+if note := not_offered_note(handle):
+    st.caption(note)
 probs = results.predict(model_key, handle, picture)
 target = class_select(handle, probs, PAGE)
 if not methods:

@@ -22,7 +22,7 @@ deck = Deck(
     handle,
     ctx.model_key,
     tuple(pictures),
-    state.method(),
+    state.method(handle),
     state.layer(handle),
     index,
     today(),
@@ -97,7 +97,8 @@ with st.container(key="present_controls"):
         icon=":material/download:",
     )
     cols[2].caption(
-        f"{len(pictures)} slides with {METHOD_INFO[deck.method].title} at {deck.layer}; one file "
+        f"{len(pictures)} slide{'s' if len(pictures) != 1 else ''} with "
+        f"{METHOD_INFO[deck.method].title} at {deck.layer}; one file "
         "that opens offline in any browser (← and → there too). Change the method or layer on "
         "the Explain page."
     )

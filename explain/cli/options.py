@@ -29,13 +29,14 @@ from ..cams import METHODS, check_method
 from ..errors import ExplainError, ModelLoadError, PromptError
 from ..factory_spec import parse_model_args
 from ..layers import resolve_layers
-from ..models import DEFAULT, ModelHandle, load_model
+from ..models import DEFAULT, ModelHandle, load_model, spec_help
 from ..models.prompts import check_prompts
 
+#: The sources and how to write their specs, from the registry (one place for every command
+#: line, the dashboard's picker and the error hints).
 MODEL_HELP = (
-    "builtin:efficientnet-lite0 (ImageNet, offline), builtin:shapes, torchvision:<name>, "
-    "timm:<name>, hf:<hub id or folder>, clip:<hub id or folder> or open_clip:<name> (with "
-    "--prompts), or package.module:factory (arguments as in package.module:factory(depth=56))"
+    f"{spec_help()} Factory arguments as in package.module:factory(depth=56), or --model-arg;"
+    " CLIP specs take --prompts."
 )
 LAYERS_HELP = (
     "comma-separated module paths; 'default' (the usual Grad-CAM layer), 'all' (every layer "

@@ -131,22 +131,23 @@ def styled_leaderboard(
     Args:
         table: from :func:`leaderboard_table`.
         mark_best: star the best value of each column.
-        titles: write the column titles (``"Average Drop (%) ↓"``) instead of metric names (a
-            dashboard that sets its own column labels keeps the names).
+        titles: the column labels are the titles (``"Average Drop (%) ↓"``) instead of metric
+            names, in the styled frame itself, so that every renderer shows them (a dashboard
+            that sets its own column labels keeps the names).
     """
-    styler = table.style.format(
-        {m: f"{{:.{METRICS[m].decimals}f}}" for m in table.columns}, na_rep="–"
+    shown = table.rename(columns=column_titles(table.columns)) if titles else table
+    label = dict(zip(table.columns, shown.columns, strict=True))
+    styler = shown.style.format(
+        {label[m]: f"{{:.{METRICS[m].decimals}f}}" for m in table.columns}, na_rep="–"
     )
     if mark_best:
         for metric, rows in best_rows(table).items():
             for row in rows:
-                cell = pd.IndexSlice[[row], [metric]]
+                cell = pd.IndexSlice[[row], [label[metric]]]
                 styler = styler.format(
                     f"{{:.{METRICS[metric].decimals}f}} {BEST_MARK}", subset=cell
                 )
                 styler = styler.map(lambda _: BEST_STYLE, subset=cell)
-    if titles:
-        styler = styler.relabel_index([METRICS[m].column_title for m in table.columns], axis=1)
     return styler
 
 
