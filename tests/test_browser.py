@@ -147,17 +147,23 @@ def _choose(page, label: str, option: str, where: str = "[data-testid='stMain']"
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     box = _box(page, label, where)
-    for attempt in range(2):
+    for attempt in range(3):
         box.scroll_into_view_if_needed()
         box.click()
+        try:  # a click during an animation (an expander opening) opens no list: click again
+            page.get_by_role("option").first.wait_for(timeout=5_000)
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            continue
         page.keyboard.type(option)
         try:
             page.get_by_role("option", name=option, exact=True).first.click(timeout=20_000)
             return
         except PlaywrightTimeout:
-            if attempt:
+            if attempt == 2:
                 raise
             page.keyboard.press("Escape")
+    raise PlaywrightTimeout(f"the list of {label!r} never opened")
 
 
 def _lit_pill(page) -> str:

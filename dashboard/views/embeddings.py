@@ -48,6 +48,13 @@ if runs.saved_run_view():  # a saved run (Parquet folder) is open: it takes the 
 previous: Run | None = st.session_state.get("gce.emb_run")
 settings = st.expander("Dataset, layers and projection", expanded=previous is None)
 with settings, st.form("embeddings_form"):
+    # The whole width: every chosen layer stays visible (a narrow box cuts the list off).
+    layers = st.multiselect(
+        "Layers",
+        [i.name for i in handle.map_layers],
+        default=handle.stage_layers(),
+        key=f"emb_layers@{state.token('model')}",  # a new model offers its own layers
+    )
     cols = st.columns([1.2, 1.2, 1])
     with cols[0]:
         source = st.radio(
@@ -64,13 +71,6 @@ with settings, st.form("embeddings_form"):
         upload = st.file_uploader("Zip of images", type=["zip"], key="emb_zip")
         n_images = st.slider("Images (stratified sample)", 60, 2000, 300, 20, key="emb_n")
     with cols[1]:
-        layer_names = [i.name for i in handle.map_layers]
-        layers = st.multiselect(
-            "Layers",
-            layer_names,
-            default=handle.stage_layers(),
-            key=f"emb_layers@{state.token('model')}",  # a new model offers its own layers
-        )
         method = st.segmented_control(
             "Projection", ("umap", "tsne", "pca"), default="pca", key="emb_method"
         )
