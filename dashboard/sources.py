@@ -120,11 +120,12 @@ class ModelChoice:
         return self.spec + (" (random weights)" if self.weights is None else "")
 
     def url_params(self) -> dict[str, str]:
-        """Query parameters that reload this model; empty for uploads (a file on this server
-        that a link must not name)."""
+        """Query parameters that reload this model; empty for uploads and folders (files on
+        this server that a link must not name)."""
         if self.labels_file or self.weights not in (DEFAULT, None) or self.trust_remote_code:
             return {}
-        return {"model": self.spec} | ({"weights": "random"} if self.weights is None else {})
+        params = {"model": self.spec} | ({"weights": "random"} if self.weights is None else {})
+        return params if ModelChoice.from_url(params) is not None else {}  # e.g. a folder
 
     @classmethod
     def from_url(cls, params: dict[str, str]) -> ModelChoice | None:

@@ -55,6 +55,7 @@ def test_clip_prompts_are_the_classes_on_every_page(clip_folder, monkeypatch):
     assert not at.exception
     assert str(clip_folder) in next(m.value for m in at.sidebar.markdown if "**Model:**" in m.value)
 
+    assert "model" not in at.query_params  # a link never names a folder on the server
     box = next(t for t in at.sidebar.text_area if t.label == "Prompts (one per line)")
     box.input("\n".join(FIRST)).run()
     assert not at.exception
