@@ -1,21 +1,25 @@
-"""The sidebar every page shares: the model picker and the images (upload visible at once,
-sample sets, thumbnails), and :func:`page`, which every page starts with."""
+"""The sidebar every page shares: the model picker (with the prompt box of a CLIP model, whose
+classes are the prompts typed there), the images (upload visible at once, sample sets,
+thumbnails), and :func:`page`, which every page starts with."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 
-from explain import DEFAULT, ExplainError, ModelHandle, torchvision_classifiers
+from explain import DEFAULT, ExplainError, ModelHandle, PromptError, torchvision_classifiers
 from explain.builtin import BUILTIN_MODELS
 from explain.models import SOURCES, timm_classifiers
 
 from . import state, style
 from .sources import (
+    DEFAULT_PROMPTS,
     SAMPLE_SETS,
     ModelChoice,
     Picture,
+    allowed_path,
     builtin_specs,
     default_choice,
     get_model,
@@ -28,7 +32,8 @@ from .sources import (
 
 #: The model sources the picker offers, from the library's registry (never a Python import
 #: path: a web page must not make the server import code), then the user's own weights.
-PICKED_SOURCES = {s.name: s for s in SOURCES if s.name in ("builtin", "torchvision", "timm", "hf")}
+PICKED = ("builtin", "torchvision", "timm", "hf", "clip", "open_clip")
+PICKED_SOURCES = {s.name: s for s in SOURCES if s.name in PICKED}
 OWN_WEIGHTS = "Your weights"
 LABELS = [s.label for s in PICKED_SOURCES.values()] + [OWN_WEIGHTS]
 THUMBNAILS = 12
@@ -82,6 +87,23 @@ def _load_library(prefix: str) -> None:
 def _load_hf() -> None:
     ref = st.session_state.get(_key("hf_ref"), "").strip()
     try_load(ModelChoice(f"hf:{ref}", DEFAULT, bool(st.session_state.get(_key("hf_trust")))))
+
+
+def _looks_like_folder(ref: str) -> bool:
+    return ref.startswith(("/", ".", "~")) or Path(ref).expanduser().exists()
+
+
+def _load_clip(prefix: str) -> None:
+    """A CLIP model (hub id or folder, or an open_clip name); a folder must lie inside the
+    folders this dashboard may read (``GCE_DATA_ROOTS``)."""
+    ref = st.session_state.get(_key(f"{prefix}_ref"), "").strip()
+    if prefix == "clip" and _looks_like_folder(ref):
+        try:
+            ref = str(allowed_path(ref))
+        except ExplainError as exc:
+            st.session_state["gce.model_error"] = exc
+            return
+    try_load(ModelChoice(f"{prefix}:{ref}"))
 
 
 def _load_own() -> None:
@@ -165,6 +187,22 @@ def model_picker() -> None:
                 "Run the repository's own code (only if you trust it)", key=_key("hf_trust")
             )
             st.button("Load", key=_key("load_hf"), disabled=not ref.strip(), on_click=_load_hf)
+        elif picked in (PICKED_SOURCES["clip"].label, PICKED_SOURCES["open_clip"].label):
+            prefix = "clip" if picked == PICKED_SOURCES["clip"].label else "open_clip"
+            ref = st.text_input(
+                "Hub id or local folder" if prefix == "clip" else "Model name (with its tag)",
+                value=name if choice.spec.startswith(prefix + ":") else "",
+                placeholder="openai/clip-vit-base-patch32" if prefix == "clip" else "ViT-B-32",
+                key=_key(f"{prefix}_ref"),
+            )
+            st.caption("Its classes are the prompts you type (one per line) below the model.")
+            st.button(
+                "Load",
+                key=_key(f"load_{prefix}"),
+                disabled=not ref.strip(),
+                on_click=_load_clip,
+                args=(prefix,),
+            )
         else:
             names = torchvision_classifiers()
             st.selectbox("Architecture", names, index=names.index("resnet18"), key=_key("own_arch"))
@@ -180,6 +218,48 @@ def model_picker() -> None:
     error = st.session_state.pop("gce.model_error", None)
     if error is not None:
         show_error(error, st.sidebar)  # shown once, where the user just acted
+
+
+# -- prompts (CLIP) -------------------------------------------------------------------------------
+def _prompts_key() -> str:
+    return f"w.prompts@{state.token('model')}"
+
+
+def _prompt_error_key() -> str:
+    return f"gce.prompt_error@{state.token('model')}"
+
+
+def _use_prompts() -> None:
+    """Prompt box callback: ask the typed prompts; bad ones are named and the previous prompts
+    stay in use."""
+    text = st.session_state.get(_prompts_key(), "")
+    try:
+        asked = get_model(state.model_choice()).with_prompts(text).prompts
+    except PromptError as exc:
+        st.session_state[_prompt_error_key()] = exc
+        return
+    st.session_state[_prompt_error_key()] = None
+    state.set_prompts(asked)
+
+
+def prompt_box(base: ModelHandle) -> None:
+    """The classes of a CLIP model: prompts typed one per line (shown on every page)."""
+    asked = state.prompts() or base.prompts or list(DEFAULT_PROMPTS)
+    key = _prompts_key()
+    if st.session_state.get(_prompt_error_key()) is None:
+        st.session_state[key] = "\n".join(asked)  # the box shows the prompts in use
+    st.sidebar.text_area(
+        "Prompts (one per line)",
+        key=key,
+        on_change=_use_prompts,
+        height=110,
+        help="The classes of this CLIP model: it tells which prompt fits the image best, and "
+        "the maps show what in the image matches a prompt. Press Ctrl+Enter to apply.",
+    )
+    error = st.session_state.get(_prompt_error_key())
+    if error is not None:
+        show_error(error, st.sidebar)
+        st.sidebar.caption("Still in use: " + " · ".join(asked))
 
 
 # -- images ---------------------------------------------------------------------------------------
@@ -272,15 +352,36 @@ def current_model() -> ModelHandle:
         return get_model(default_choice())
 
 
+def session_model(base: ModelHandle) -> ModelHandle:
+    """The shared model as this session asks it: a CLIP model over the session's prompts (a
+    handle of its own, kept for the session; the shared one is never changed)."""
+    asked = state.prompts()
+    if base.prompts is None or not asked or asked == base.prompts:
+        return base
+    kept = st.session_state.get("gce.session_model")
+    if kept is not None and kept[0] is base and kept[1].prompts == asked:
+        return kept[1]
+    try:
+        handle = base.with_prompts(asked)
+    except PromptError as exc:  # stored prompts were checked: only a changed library gets here
+        show_error(exc)
+        return base
+    st.session_state["gce.session_model"] = (base, handle)
+    return handle
+
+
 def sidebar() -> Context:
     """The shared sidebar: restores a linked view once, then model and images."""
     style.apply()
     state.restore_from_url(try_load)
     model_picker()
+    base = current_model()
+    if base.prompts is not None:
+        prompt_box(base)
     pictures = image_picker()
-    handle = current_model()
+    handle = session_model(base)
     state.sync_url(handle)
-    return Context(handle, state.model_choice().key, pictures)
+    return Context(handle, state.model_key(handle), pictures)
 
 
 def fit_hint() -> None:

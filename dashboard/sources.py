@@ -27,13 +27,19 @@ from PIL import Image as PILImage
 
 from explain import DEFAULT, ExplainError, ModelHandle, load_image, load_model
 from explain.builtin import SHAPES_MODELS, available_models
+from explain.models import find_source
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The models a new session may start on, in order of preference: the first one installed
 #: (the real ImageNet model needs its weights package; the shapes model ships with the project).
 DEFAULT_MODEL_SPECS = ("builtin:efficientnet-lite0", "builtin:shapes")
 #: Model sources a link (query parameter) may name; never a Python import path or a file.
-URL_SOURCES = ("builtin", "torchvision", "timm", "hf")
+URL_SOURCES = ("builtin", "torchvision", "timm", "hf", "clip", "open_clip")
+#: Sources whose names may be hub ids (``owner/name``) in a link.
+HUB_SOURCES = ("hf", "clip")
+#: The prompts a CLIP model is loaded with (each session then asks its own, see
+#: :func:`dashboard.state.prompts`): the prompt box's starting text.
+DEFAULT_PROMPTS = ("a photo of a cat", "a photo of a dog", "a photo of a car")
 UPLOADS = Path(tempfile.gettempdir()) / "gradcam-explorer-uploads"
 #: Uploads unused for this long are deleted (seconds; ``GCE_UPLOAD_TTL_S`` overrides).
 UPLOAD_TTL_S = 7 * 24 * 3600
@@ -114,11 +120,12 @@ class ModelChoice:
         return self.spec + (" (random weights)" if self.weights is None else "")
 
     def url_params(self) -> dict[str, str]:
-        """Query parameters that reload this model; empty for uploads (a file on this server
-        that a link must not name)."""
+        """Query parameters that reload this model; empty for uploads and folders (files on
+        this server that a link must not name)."""
         if self.labels_file or self.weights not in (DEFAULT, None) or self.trust_remote_code:
             return {}
-        return {"model": self.spec} | ({"weights": "random"} if self.weights is None else {})
+        params = {"model": self.spec} | ({"weights": "random"} if self.weights is None else {})
+        return params if ModelChoice.from_url(params) is not None else {}  # e.g. a folder
 
     @classmethod
     def from_url(cls, params: dict[str, str]) -> ModelChoice | None:
@@ -128,7 +135,7 @@ class ModelChoice:
         source, _, name = spec.partition(":")
         if source not in URL_SOURCES or not re.fullmatch(r"[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?", name):
             return None
-        if source != "hf" and "/" in name:
+        if source not in HUB_SOURCES and "/" in name:
             return None
         return cls(spec, None if params.get("weights") == "random" else DEFAULT)
 
@@ -137,9 +144,21 @@ def default_choice() -> ModelChoice:
     return ModelChoice(default_model_spec())
 
 
+def takes_prompts(spec: str) -> bool:
+    """Whether a spec names a model whose classes are text prompts (a CLIP source)."""
+    found = find_source(spec.partition(":")[0])
+    return found is not None and found.takes_prompts
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=6)
 def get_model(choice: ModelChoice) -> ModelHandle:
-    """One model object per choice for every session (calls on it are serialised by its lock)."""
+    """One model object per choice for every session (calls on it are serialised by its lock).
+    A CLIP model is loaded once with :data:`DEFAULT_PROMPTS`; sessions ask their own prompts
+    with ``handle.with_prompts`` (nothing reloaded)."""
+    if takes_prompts(choice.spec):
+        handle = load_model(choice.spec, weights=choice.weights, prompts=list(DEFAULT_PROMPTS))
+        handle.layers  # noqa: B018 - the dry run happens once, here
+        return handle
     labels = None
     if choice.labels_file:
         labels = [

@@ -1,8 +1,10 @@
 """The session's choices, designed once: what each depends on, and the link that restores them.
 
-Three scopes identify what a choice depends on:
+Four scopes identify what a choice depends on:
 
 - ``model``: the loaded model (its spec and weights);
+- ``classes``: the model and its classes (a CLIP model's classes are the session's prompts:
+  a prompt change resets the class choice, not the layer);
 - ``images``: the set of pictures in the sidebar;
 - ``picture``: the picture shown (within the images).
 
@@ -57,7 +59,7 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "layer": ("model",),
     "all_layers": ("model",),
     "picture": ("images",),
-    "target": ("model", "picture"),
+    "target": ("classes", "picture"),
     "compare_layers": ("model",),
 }
 
@@ -73,6 +75,23 @@ def model_choice() -> ModelChoice:
 def set_model_choice(choice: ModelChoice) -> None:
     """Use another model: every choice in the ``model`` scope starts afresh."""
     st.session_state[PREFIX + "model"] = choice
+
+
+def prompts() -> list[str] | None:
+    """The prompts this session asks the CLIP model in use (None: its starting prompts)."""
+    return st.session_state.get(PREFIX + "prompts@" + model_choice().token)
+
+
+def set_prompts(found: Sequence[str]) -> None:
+    """Ask other prompts: every choice in the ``classes`` scope starts afresh."""
+    st.session_state[PREFIX + "prompts@" + model_choice().token] = list(found)
+
+
+def model_key(handle: ModelHandle) -> str:
+    """The identity of the model and its classes, for the results store: a class index means
+    another prompt once the prompts change."""
+    key = model_choice().key
+    return key if handle.prompts is None else key + "|" + "\n".join(handle.prompts)
 
 
 def images_source() -> str:
@@ -116,6 +135,9 @@ def token(scope: str) -> str:
     """The identity of a scope now (short)."""
     if scope == "model":
         return model_choice().token
+    if scope == "classes":
+        asked = "\n".join(prompts() or [])
+        return model_choice().token + hashlib.sha1(asked.encode()).hexdigest()[:6]
     if scope == "images":
         return _images_token()
     if scope == "picture":

@@ -140,21 +140,22 @@ def class_select(handle: ModelHandle, probs: np.ndarray, page: str) -> int:
 
         return on_change
 
+    word = "class" if handle.prompts is None else "prompt"  # a CLIP model's classes
     with st.container(horizontal=True, gap="medium", vertical_alignment="bottom"):
         st.pills(
-            "Explain the class",
+            f"Explain the {word}",
             top,
             key=pills_key,
             on_change=picked(pills_key),
             format_func=lambda i: f"{handle.labels[i]} ({probs[i]:.0%})",
         )
         st.selectbox(
-            "…or any class",
+            f"…or any {word}",
             range(handle.num_classes),
             key=any_key,
             on_change=picked(any_key),
             format_func=lambda i: handle.labels[i],
-            placeholder="Search a class by name",
+            placeholder=f"Search a {word} by name",
             width=240,
         )
     return target

@@ -546,7 +546,15 @@ def test_first_screen_is_the_real_imagenet_model_on_a_photo():
     assert app.query_params["model"] == "builtin:efficientnet-lite0"
     # Lite0 -> shapes: the shapes come with it; -> Lite0: the photos again.
     picker = next(r for r in app.sidebar.radio if r.label == "Source")
-    assert picker.options == ["Built-in", "torchvision", "timm", "Hugging Face", "Your weights"]
+    assert picker.options == [
+        "Built-in",
+        "torchvision",
+        "timm",
+        "Hugging Face",
+        "CLIP (Hugging Face)",
+        "CLIP (open_clip)",
+        "Your weights",
+    ]
     for spec, first, layer in [
         ("builtin:shapes", "circle 1", "layer3"),
         ("builtin:efficientnet-lite0", "chelsea the cat", "bn2"),
