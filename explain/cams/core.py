@@ -33,9 +33,14 @@ def constant_causes(
         acts: ``(n, C, h, w)`` the layer's activations.
         grads: ``(n, K, C, h, w)`` the gradients the maps were made from, if any.
     """
-    flat = torch.nan_to_num(raw.float()).flatten(2)
-    constant = (flat.max(dim=-1).values - flat.min(dim=-1).values) <= 0  # (n, K)
+    flat = raw.float().flatten(2)
+    if not bool(torch.isfinite(flat).all()):
+        flat = torch.nan_to_num(flat)
+    low, high = torch.aminmax(flat, dim=-1)
+    constant = (high - low) <= 0  # (n, K)
     counts: dict[str, int] = {}
+    if not bool(constant.any()):
+        return counts
     for i, k in constant.nonzero().tolist():
         a = acts[i]
         if not a.any():
@@ -50,23 +55,29 @@ def constant_causes(
     return counts
 
 
-def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
+def normalize_maps(
+    maps: torch.Tensor, *, finite: bool = False, inplace: bool = False
+) -> torch.Tensor:
     """Min-max scale each map to [0, 1] over its last two axes; NaN/inf-safe.
 
     A constant map (all zero, say) becomes all zero, never NaN.
 
     Args:
         maps: ``(..., H, W)`` float tensor.
+        finite: the caller knows every value is finite (the check is skipped).
+        inplace: scale ``maps`` itself (a float32 tensor the caller owns).
     """
     maps = maps.float()
-    if not bool(torch.isfinite(maps).all()):
-        maps = torch.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0)
+    if not finite and not bool(torch.isfinite(maps).all()):
+        maps, inplace = torch.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0), True
     if maps.numel() == 0:
-        return maps.clone()
+        return maps if inplace else maps.clone()
     low, high = torch.aminmax(maps.flatten(-2), dim=-1)
     span = (high - low)[..., None, None]
+    low = low[..., None, None]
     # A constant map is all ``low``: it becomes (maps - low) / 1 = 0 exactly.
-    return (maps - low[..., None, None]).div_(torch.where(span > 0, span, 1.0))
+    out = maps.sub_(low) if inplace else maps - low
+    return out.div_(torch.where(span > 0, span, 1.0))
 
 
 def upsample(

@@ -121,7 +121,12 @@ def compute_cams(
             by_size.setdefault(tuple(raw.shape), []).append(name)
     for shape, group in by_size.items():  # one upsampling per map size, not per layer
         stacked = torch.stack([torch.from_numpy(raw_out[name]) for name in group])
-        scaled = normalize_maps(upsample(stacked.reshape(-1, *shape[-2:]), size))
+        # Bilinear weights sum to one: finite maps stay finite when upsampled.
+        finite = bool(torch.isfinite(stacked).all())
+        if not finite:
+            stacked = torch.nan_to_num(stacked, nan=0.0, posinf=0.0, neginf=0.0)
+        upsampled = upsample(stacked.reshape(-1, *shape[-2:]), size)
+        scaled = normalize_maps(upsampled, finite=True, inplace=True)  # ``stacked`` is ours
         for name, maps in zip(group, scaled.reshape(len(group), -1, *size), strict=True):
             maps_out[name] = np.ascontiguousarray(
                 maps.reshape(raw_out[name].shape[:-2] + size).numpy()
