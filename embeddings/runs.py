@@ -36,7 +36,6 @@ from explain.errors import DatasetError, ImageLoadError, RunError
 from explain.layers import LayerInfo
 from explain.progress import Progress
 from explain.runs import Block, Engine, RunFolder, RunStats, open_run, run_blocks, vector_column
-from explain.runs.engine import worker_recipe
 from explain.runs.folder import column_matrix, run_key, table_of
 
 from .cache import default_cache_dir
@@ -244,11 +243,9 @@ def collect_run(
     Returns:
         (the run folder, complete; what this call computed and reused).
     """
-    from explain.models.recipe import recipe_of
 
     layers = [info.name for info in infos]
-    if engine.name != "local":
-        recipe_of(handle)  # a model given as an object: the clear error before any work
+    engine.check_model(handle)  # before any work
     widths = feature_widths(handle, infos, poolings)
     folder = RunFolder.create(
         out,
@@ -272,7 +269,7 @@ def collect_run(
             "preprocess": handle.preprocessor.describe(),
         },
     )
-    recipe = handle.recipe if engine.name == "local" else worker_recipe(handle, folder)
+    recipe = engine.recipe_for(handle, folder)
     task = ActivationsTask(
         recipe,
         handle.fingerprint,

@@ -39,7 +39,6 @@ from ..metric_info import MetricInfo
 from ..models import ModelHandle
 from ..progress import Progress
 from ..runs import Block, Engine, RunFolder, open_run, resolve_engine, run_blocks
-from ..runs.engine import worker_recipe
 from ..runs.folder import run_key
 from .base import METRICS
 from .data import DEFAULT_SHAPES, _in_memory, read_dataset, select_items
@@ -166,7 +165,6 @@ def evaluate_run(
     block_size: int | None,
 ) -> EvaluationResult:
     """:func:`~explain.evaluation.evaluate` as a run folder (see the module docstring)."""
-    from ..models.recipe import recipe_of
 
     s = settings
     if out is None:
@@ -193,8 +191,7 @@ def evaluate_run(
         notes.append(f"no object masks in this dataset: {', '.join(skipped)} skipped.")
         chosen = [m for m in chosen if not m.needs_masks]
     chosen_data = data.subset(indices)
-    if engine.name != "local":
-        recipe_of(handle)  # a model given as an object: the clear error before any work
+    engine.check_model(handle)  # before any work
     target = targets if isinstance(targets, str) or targets is None else int(targets)
     description = (
         data.description
@@ -233,7 +230,7 @@ def evaluate_run(
             "listing_notes": notes,
         },
     )
-    recipe = handle.recipe if engine.name == "local" else worker_recipe(handle, folder)
+    recipe = engine.recipe_for(handle, folder)
     task = EvaluationTask(
         recipe, handle.fingerprint, chosen_data, methods, layers, [m.name for m in chosen],
         target, s,

@@ -188,13 +188,10 @@ def cam_run(
     Returns:
         (the run folder, what this call computed and reused).
     """
-    from ..models.recipe import recipe_of
-    from .engine import LocalEngine, worker_recipe
 
     paths = [str(Path(f).expanduser().resolve()) for f in files]
     options = dict(options or {})
-    if not isinstance(engine, LocalEngine):
-        recipe_of(handle)  # a model given as an object: the clear error before any work
+    engine.check_model(handle)  # before any work
     key = run_key(cam_key_parts(handle, paths, methods, layers, target, options))
     folder = RunFolder.create(
         out,
@@ -216,7 +213,7 @@ def cam_run(
             "files": paths,
         },
     )
-    recipe = handle.recipe if isinstance(engine, LocalEngine) else worker_recipe(handle, folder)
+    recipe = engine.recipe_for(handle, folder)
     task = CamTask(
         recipe, handle.fingerprint, paths, list(names), list(methods), list(layers), target,
         options,

@@ -133,11 +133,28 @@ class Engine:
     def describe(self) -> str:
         return self.name
 
+    def check_model(self, handle: Any) -> None:
+        """Before any work: workers load the model again, so it needs a spec (a clear
+        :class:`~explain.errors.ModelLoadError` for a model given as an object)."""
+        from ..models.recipe import recipe_of
+
+        recipe_of(handle)
+
+    def recipe_for(self, handle: Any, folder: RunFolder) -> Any:
+        """How this engine's workers load the model (:func:`worker_recipe`)."""
+        return worker_recipe(handle, folder)
+
 
 class LocalEngine(Engine):
     """In this process, one block after another, with the caller's loaded model."""
 
     name = "local"
+
+    def check_model(self, handle: Any) -> None:
+        """Any model will do: the caller's loaded one is used."""
+
+    def recipe_for(self, handle: Any, folder: RunFolder) -> Any:
+        return handle.recipe
 
     def execute(
         self,
