@@ -499,6 +499,12 @@ def test_presentation_fits_1366_by_768(browser, server):
         assert part["y"] >= 0 and part["y"] + part["height"] <= 768, part
         assert part["x"] >= 0 and part["x"] + part["width"] <= 1366, part
     assert picture["height"] > 400  # large enough for a room
+    # What the room sees when the shot is taken: the run over and the sentence on screen (a
+    # rerun shows a grey placeholder where the sentence was).
+    _settle(page)
+    said = page.locator(".st-key-present_slide p").filter(has_text="The model")
+    assert said.first.is_visible() and len(said.first.inner_text()) > 40
+    assert not page.locator("[data-testid='stSkeleton']").count()
     _shot(page, "7-present-1366x768.png")
     page.context.close()
 
