@@ -33,6 +33,7 @@ import io
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -171,14 +172,18 @@ class Impl:
 
 def run_case(case: str, impls: list[Impl], size: int) -> list[Row]:
     """Warm each implementation up, then time them in turns (round-robin), so that a change in
-    the machine's load during the run affects all of them alike; medians per implementation."""
+    the machine's load during the run affects all of them alike; medians per implementation.
+    The order within each turn is shuffled (seeded: a rerun takes the same orders). A call runs
+    slower right after a heavy one (the one-second Captum loop, say); a fixed order would hand
+    that penalty to the same implementation every turn."""
     results: dict[str, Any] = {}
     times: dict[str, list[float]] = {impl.name: [] for impl in impls}
     for impl in impls:
         for _ in range(impl.warmup):
             results[impl.name] = impl.fn()
+    order = random.Random(0)
     for turn in range(max(impl.repeats for impl in impls)):
-        for impl in impls:
+        for impl in order.sample(impls, len(impls)):
             if turn < impl.repeats:
                 start = time.perf_counter()
                 results[impl.name] = impl.fn()

@@ -124,7 +124,7 @@ def forward_pooled(
     def keep(name: str, output: torch.Tensor) -> None:  # a repeated call keeps its last output
         pooled[name] = pool(output, by_name[name], poolings[name]).float()
 
-    hooks = Hooks(handle.model).watch(by_name, keep)
+    hooks = Hooks(handle.model).fast_pooling().watch(by_name, keep)
     with handle.lock, hooks, torch.inference_mode():
         logits = first_tensor(handle.model(x.to(handle.device)))
     missing = [info.name for info in infos if info.name not in pooled]

@@ -181,6 +181,48 @@ class Hooks:
             self._pre_plans.append((name, plan(name)))
         return self
 
+    def fast_pooling(self) -> Hooks:
+        """Run every ``nn.MaxPool2d`` whose input needs no gradient on a channels-last copy of
+        that input (CPU float maps with 16 channels or more), and hand the rest of the network
+        the output back in NCHW.
+
+        PyTorch's channels-last max-pooling kernel on the CPU is several times faster than its
+        NCHW one (a ResNet stem: ~0.6 ms instead of ~2.5 ms); the maximum of a window is the
+        same whichever layout it is read in, so the outputs are the same to the bit. A pooling
+        on the gradient's path is left as it is (ties could then send the gradient elsewhere).
+        """
+        converted: set[str] = set()
+
+        def to_channels_last(name: str, args: tuple, kwargs: dict) -> Any:
+            x = args[0] if args else None
+            if (
+                isinstance(x, torch.Tensor)
+                and x.device.type == "cpu"
+                and x.dtype in (torch.float32, torch.float64, torch.bfloat16)
+                and x.dim() == 4
+                and x.shape[1] >= 16
+                and x.is_contiguous()
+                and not (x.requires_grad and torch.is_grad_enabled())
+            ):
+                converted.add(name)
+                return (x.contiguous(memory_format=torch.channels_last), *args[1:]), kwargs
+            return None
+
+        def back_to_nchw(name: str) -> Replacer:
+            def back(tensor: torch.Tensor) -> torch.Tensor | None:
+                if name not in converted:
+                    return None
+                converted.discard(name)
+                return tensor.contiguous()
+
+            return back
+
+        for name, module in self.model.named_modules():
+            if type(module) is nn.MaxPool2d and not module.return_indices:
+                self.before([name], to_channels_last)
+                self.replace(name, back_to_nchw(name))
+        return self
+
     def _plan_output(
         self, name: str, fn: Callable[[str, Any], torch.Tensor | None], raw: bool = False
     ) -> None:

@@ -8,6 +8,7 @@ transformers, one backward pass to see where patch tokens still receive gradient
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -199,6 +200,11 @@ class Probe:
     layers: tuple[LayerInfo, ...]
     default_layer: str | None
     num_outputs: int
+
+    @functools.cached_property
+    def by_name(self) -> dict[str, LayerInfo]:
+        """``name -> LayerInfo`` (built once)."""
+        return {info.name: info for info in self.layers}
 
 
 def _is_norm(module: nn.Module) -> bool:

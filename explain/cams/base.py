@@ -10,6 +10,7 @@ normalises whatever comes back. A new method is one module with one :class:`CamM
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,9 @@ class CamRequest:
     progress: Progress | None = None
     notes: list[str] = field(default_factory=list)
     constant: dict[tuple[str, str], int] = field(default_factory=dict)
+    pending: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor | None]] = field(
+        default_factory=list, repr=False
+    )
 
     def note(self, text: str) -> None:
         """Add ``text`` to the notes once."""
@@ -58,10 +62,41 @@ class CamRequest:
     def check_constant(
         self, layer: str, raw: torch.Tensor, acts: torch.Tensor, grads: torch.Tensor | None = None
     ) -> None:
-        """Count the constant maps among ``raw`` ``(n, K, h, w)`` by likely cause (the engine
-        turns the counts into one note per layer and cause)."""
-        for cause, count in constant_causes(raw, acts, grads).items():
-            self.constant[(layer, cause)] = self.constant.get((layer, cause), 0) + count
+        """Have the constant maps among ``raw`` ``(n, K, h, w)`` counted by likely cause, from
+        the layer's activations ``(n, C, h, w)`` and gradients ``(n, K, C, h, w)``.
+
+        The engine settles every layer of a batch at once (:meth:`settle_constants`) and turns
+        the counts into one note per layer and cause."""
+        self.pending.append((layer, raw, acts, grads))
+
+    def settle_constants(self) -> None:
+        """Count the constant maps of every pending :meth:`check_constant`: one min/max pass
+        per map size finds them; only layers that have one look for the cause."""
+        pending, self.pending[:] = list(self.pending), []
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, (_, raw, _, _) in enumerate(pending):
+            by_shape.setdefault(tuple(raw.shape), []).append(i)
+        for group in by_shape.values():
+            flat = torch.stack([pending[i][1] for i in group]).float().flatten(-2)
+            varying = (flat.amax(dim=-1) - flat.amin(dim=-1)) > 0  # False for NaN spans too
+            if bool(varying.all()):
+                continue
+            for i, ok in zip(group, varying, strict=True):
+                if not bool(ok.all()):
+                    layer, raw, acts, grads = pending[i]
+                    for cause, count in constant_causes(raw, acts, grads).items():
+                        self.constant[(layer, cause)] = self.constant.get((layer, cause), 0) + count
+
+    @contextlib.contextmanager
+    def uncounted(self) -> Iterator[None]:
+        """Inside the block, constant maps are not counted (maps of augmented copies, say)."""
+        before, waiting = dict(self.constant), len(self.pending)
+        try:
+            yield
+        finally:
+            self.constant.clear()
+            self.constant.update(before)
+            del self.pending[waiting:]
 
 
 @dataclass

@@ -3,6 +3,8 @@ first-principal-component projection used by the Eigen variants."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,11 +36,16 @@ def constant_causes(
         grads: ``(n, K, C, h, w)`` the gradients the maps were made from, if any.
     """
     flat = raw.float().flatten(2)
-    if not bool(torch.isfinite(flat).all()):
-        flat = torch.nan_to_num(flat)
-    low, high = torch.aminmax(flat, dim=-1)
-    constant = (high - low) <= 0  # (n, K)
     counts: dict[str, int] = {}
+    # Two passes beat aminmax(dim) on CPU. A span > 0 is a finite, varying map: the usual case
+    # is settled by this one test; NaN and inf (shown as zero) only then need a closer look.
+    span = flat.amax(dim=-1) - flat.amin(dim=-1)
+    if bool((span > 0).all()):
+        return counts
+    if not bool(torch.isfinite(flat).all()):
+        flat = torch.nan_to_num(flat, nan=0.0, posinf=0.0, neginf=0.0)
+        span = flat.amax(dim=-1) - flat.amin(dim=-1)
+    constant = span <= 0  # (n, K)
     if not bool(constant.any()):
         return counts
     for i, k in constant.nonzero().tolist():
@@ -72,7 +79,8 @@ def normalize_maps(
         maps, inplace = torch.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0), True
     if maps.numel() == 0:
         return maps if inplace else maps.clone()
-    low, high = torch.aminmax(maps.flatten(-2), dim=-1)
+    flat = maps.flatten(-2)
+    low, high = flat.amin(dim=-1), flat.amax(dim=-1)  # ~20x faster than aminmax(dim) on CPU
     span = (high - low)[..., None, None]
     low = low[..., None, None]
     # A constant map is all ``low``: it becomes (maps - low) / 1 = 0 exactly.
@@ -84,12 +92,49 @@ def upsample(
     maps: torch.Tensor, size: tuple[int, int], align_corners: bool = False
 ) -> torch.Tensor:
     """Bilinear upsampling of ``(..., h, w)`` maps to ``(..., H, W)`` (half-pixel centres
-    unless ``align_corners``)."""
-    lead = maps.shape[:-2]
-    flat = maps.reshape(-1, 1, *maps.shape[-2:]).float()
-    if tuple(flat.shape[-2:]) != tuple(size):
-        flat = F.interpolate(flat, size=size, mode="bilinear", align_corners=align_corners)
+    unless ``align_corners``).
+
+    Small maps on the CPU (a 7x7 or 14x14 CNN map to 224x224) are upsampled as two matrix
+    products ``R_h @ map @ R_w^T`` with the interpolation matrices: the same bilinear weights
+    as ``F.interpolate`` (equal to it within float rounding), several times faster there.
+    """
+    size = (int(size[0]), int(size[1]))
+    lead, (h, w) = maps.shape[:-2], maps.shape[-2:]
+    if (h, w) == size:
+        return maps.float().reshape(*lead, *size)
+    if maps.device.type == "cpu" and _SMALL * max(h, w) <= min(size):
+        rows = _interpolation_matrix(h, size[0], align_corners)
+        cols = _interpolation_matrix(w, size[1], align_corners)
+        return (rows @ maps.float() @ cols.T).reshape(*lead, *size)
+    flat = maps.reshape(-1, 1, h, w).float()
+    flat = F.interpolate(flat, size=size, mode="bilinear", align_corners=align_corners)
     return flat.reshape(*lead, *size)
+
+
+#: Upsampling by matrix products pays off up to maps this many times smaller than the output.
+_SMALL = 6
+
+
+@functools.lru_cache(maxsize=64)
+def _interpolation_matrix(n_in: int, n_out: int, align_corners: bool) -> torch.Tensor:
+    """``(n_out, n_in)`` bilinear weights along one axis, as ``F.interpolate`` computes them:
+    source coordinate ``(i + 0.5) * n_in / n_out - 0.5`` clamped at 0 (``i * (n_in - 1) /
+    (n_out - 1)`` with ``align_corners``), split between its two neighbours."""
+    # In float32 arithmetic, as PyTorch's CPU kernel computes its weights for float maps.
+    i = torch.arange(n_out, dtype=torch.float32)
+    if align_corners:
+        scale = torch.tensor((n_in - 1) / (n_out - 1) if n_out > 1 else 0.0, dtype=torch.float32)
+        source = i * scale
+    else:
+        scale = torch.tensor(n_in, dtype=torch.float32) / n_out
+        source = ((i + 0.5) * scale - 0.5).clamp(min=0.0)
+    low = source.long().clamp(max=n_in - 1)
+    high = (low + 1).clamp(max=n_in - 1)
+    frac = (source - low).clamp(0.0, 1.0)
+    matrix = torch.zeros(n_out, n_in, dtype=torch.float32)
+    matrix.index_put_((torch.arange(n_out), low), 1.0 - frac, accumulate=True)
+    matrix.index_put_((torch.arange(n_out), high), frac, accumulate=True)
+    return matrix
 
 
 def first_component(contributions: torch.Tensor) -> torch.Tensor:
@@ -128,7 +173,7 @@ class CamResult:
         timings: seconds spent, by step.
         notes: anything a user should know about how the maps were made.
         images: ``(N, H, W, 3)`` uint8, the inputs as the model saw them (for overlays), or
-            None.
+            None; ``compute_cams`` leaves them to be made on first use (:meth:`defer_images`).
 
     In Jupyter a result shows itself as a captioned grid of overlays (:meth:`view`).
     """
@@ -151,6 +196,16 @@ class CamResult:
     @property
     def layers(self) -> list[str]:
         return list(self.maps)
+
+    def defer_images(self, make: Callable[[], np.ndarray]) -> None:
+        """Make :attr:`images` with ``make()`` when they are first read (most callers never
+        read them: a batch of maps should not pay for its pictures)."""
+        self.__dict__.pop("_images", None)
+        self.__dict__["_make_images"] = make
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled (caches, workers) with its pictures
+        _get_images(self)
+        return dict(self.__dict__)
 
     def view(self, images: Any = None, **options: Any) -> Any:
         """The maps as overlays on the images, one row per image (a
@@ -175,6 +230,23 @@ class CamResult:
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
             "notes": self.notes,
         }
+
+
+def _get_images(self: CamResult) -> np.ndarray | None:
+    make = self.__dict__.pop("_make_images", None)
+    if make is not None:
+        self.__dict__["_images"] = make()
+    return self.__dict__.get("_images")
+
+
+def _set_images(self: CamResult, value: np.ndarray | None) -> None:
+    self.__dict__.pop("_make_images", None)
+    self.__dict__["_images"] = value
+
+
+# ``images`` is a dataclass field (a constructor argument like the others) read through a
+# property, so that it can be made on first use.
+CamResult.images = property(_get_images, _set_images, doc="The inputs as pictures, or None.")  # type: ignore[assignment]
 
 
 def weighted_maps(weights: torch.Tensor, acts: torch.Tensor, eigen: bool = False) -> torch.Tensor:

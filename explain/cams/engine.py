@@ -94,6 +94,7 @@ def compute_cams(
         hi = min(n, lo + batch_size)
         chunk = dataclasses.replace(request, progress=within(progress, lo / n, hi / n, 1000 * n))
         out = strategy.raw_maps(chunk, x[lo:hi], slice_targets(targets, lo, hi, n))
+        chunk.settle_constants()
         for name in raws:
             raws[name].append(out.maps[name].float().cpu())
         for name, px in out.pixels.items():
@@ -139,7 +140,7 @@ def compute_cams(
         )
     probs = torch.softmax(torch.cat(logits), dim=1).numpy()
     timings["total"] = time.perf_counter() - start
-    return CamResult(
+    result = CamResult(
         maps_out,
         raw_out,
         target_idx if multi else target_idx[:, 0],
@@ -149,5 +150,7 @@ def compute_cams(
         pixels=pixels_out,
         timings=timings,
         notes=request.notes,
-        images=input_pictures(x, handle.preprocessor),
     )
+    pictures, preprocessor = x.detach().clone(), handle.preprocessor
+    result.defer_images(lambda: input_pictures(pictures, preprocessor))
+    return result

@@ -74,7 +74,7 @@ def score_weights(
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start : start + batch_size]
         batch = x_dev * masks[chunk].to(device)[:, None]
-        with handle.lock, torch.inference_mode():
+        with handle.lock, Hooks(handle.model).fast_pooling(), torch.inference_mode():
             out = scorer(first_tensor(handle.model(batch)).float()).cpu()
         for j, k in enumerate(chunk):
             scores[k] = out[j]
@@ -116,7 +116,8 @@ def _run_ablated(
     """
     copies = _zero_channels(native.expand(len(channels), *native.shape[1:]).clone(), channels, info)
     # Only the call whose output the CAM describes (the last one) is replaced.
-    hooks = Hooks(handle.model).replace(info.name, lambda _t: copies, call=max(info.calls, 1))
+    hooks = Hooks(handle.model).fast_pooling()
+    hooks.replace(info.name, lambda _t: copies, call=max(info.calls, 1))
     with hooks:
         inp = x1.expand(len(channels), *x1.shape[1:]) if whole else x1
         return first_tensor(handle.model(inp)).float()

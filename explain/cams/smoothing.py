@@ -36,10 +36,8 @@ class AugSmooth:
         resolved = resolve_targets(targets, logits, handle.labels, handle.class_index)
         copies = augmentations(x)
         fixed = targets if resolved.row_independent else repeat_targets(resolved, len(copies))
-        before = dict(request.constant)
-        inner = self.inner.raw_maps(request, torch.cat([c for c, _ in copies]), fixed)
-        request.constant.clear()  # counted over the copies, not the images: not comparable
-        request.constant.update(before)
+        with request.uncounted():  # counted over the copies, not the images: not comparable
+            inner = self.inner.raw_maps(request, torch.cat([c for c, _ in copies]), fixed)
         maps = {}
         for name, raw in inner.maps.items():
             parts = torch.chunk(raw, len(copies))

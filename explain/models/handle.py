@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import LayerError, PromptError, TargetError
-from ..hooks import first_tensor
+from ..hooks import Hooks, first_tensor
 from ..images import ImageSource
 from ..layers import LayerInfo, Probe, block_layers, probe_model, stage_layers
 from ..preprocessing import Preprocessor
@@ -134,7 +134,7 @@ class ModelHandle:
 
     def layer(self, name: str) -> LayerInfo:
         """The :class:`LayerInfo` of ``name``; a clear error (with close names) otherwise."""
-        by_name = {info.name: info for info in self._ensure_probe().layers}
+        by_name = self._ensure_probe().by_name
         if name in by_name:
             return by_name[name]
         close = difflib.get_close_matches(name, list(by_name), n=3, cutoff=0.5)
@@ -248,7 +248,7 @@ class ModelHandle:
             x = self.preprocess(x)
         x = x.contiguous()  # a caller's channels-last tensor breaks models that call x.view(...)
         chunks = []
-        with self.lock, torch.inference_mode():
+        with self.lock, Hooks(self.model).fast_pooling(), torch.inference_mode():
             for start in range(0, len(x), batch_size):
                 out = first_tensor(self.model(x[start : start + batch_size].to(self.device)))
                 chunks.append(out.float().cpu())
