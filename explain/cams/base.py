@@ -65,20 +65,27 @@ class CamRequest:
         """Have the constant maps among ``raw`` ``(n, K, h, w)`` counted by likely cause, from
         the layer's activations ``(n, C, h, w)`` and gradients ``(n, K, C, h, w)``.
 
-        The usual case, every map varies, is settled here by one min/max pass over the small
-        raw maps; a layer with a constant map is kept (with its tensors) until the engine
-        settles the batch (:meth:`settle_constants`) and turns the counts into notes."""
-        flat = raw.float().flatten(2)
-        if bool(((flat.amax(dim=-1) - flat.amin(dim=-1)) > 0).all()):  # False for NaN spans
-            return
+        The engine settles every layer of a batch at once (:meth:`settle_constants`) and turns
+        the counts into one note per layer and cause."""
         self.pending.append((layer, raw, acts, grads))
 
     def settle_constants(self) -> None:
-        """Count the constant maps of the layers :meth:`check_constant` kept, by likely cause."""
+        """Count the constant maps of every pending :meth:`check_constant`: one min/max pass
+        per map size finds them; only layers that have one look for the cause."""
         pending, self.pending[:] = list(self.pending), []
-        for layer, raw, acts, grads in pending:
-            for cause, count in constant_causes(raw, acts, grads).items():
-                self.constant[(layer, cause)] = self.constant.get((layer, cause), 0) + count
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, (_, raw, _, _) in enumerate(pending):
+            by_shape.setdefault(tuple(raw.shape), []).append(i)
+        for group in by_shape.values():
+            flat = torch.stack([pending[i][1] for i in group]).float().flatten(-2)
+            varying = (flat.amax(dim=-1) - flat.amin(dim=-1)) > 0  # False for NaN spans too
+            if bool(varying.all()):
+                continue
+            for i, ok in zip(group, varying, strict=True):
+                if not bool(ok.all()):
+                    layer, raw, acts, grads = pending[i]
+                    for cause, count in constant_causes(raw, acts, grads).items():
+                        self.constant[(layer, cause)] = self.constant.get((layer, cause), 0) + count
 
     @contextlib.contextmanager
     def uncounted(self) -> Iterator[None]:

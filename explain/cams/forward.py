@@ -149,7 +149,6 @@ def run_pass(
     second_order: bool = False,
     retarget: Retarget | None = None,
     on_grad: GradReady | None = None,
-    keep_grads: bool = True,
 ) -> LayerPass:
     """One forward pass recording every layer in ``layers``; with ``grads``, one backward pass
     for all of them and all targets.
@@ -171,10 +170,6 @@ def run_pass(
             complete: a method that reduces the gradient there reads it (and the activations,
             which the backward reads next) while they are still in cache. Otherwise it runs
             after the pass.
-        keep_grads: ``False`` (with ``on_grad``): the gradients go to ``on_grad`` only
-            (:attr:`LayerPass.grads` holds None for those layers). With one target each layer's
-            gradient is then let go as soon as the backward has moved past it, so the backward
-            reuses its memory instead of the call freeing them all at the end.
     """
     names = [info.name for info in layers]
     model = handle.model
@@ -190,15 +185,14 @@ def run_pass(
         """A layer's gradient ``(K, n, ...)`` in its own layout is complete."""
         info = by_name[name]
         acts[name] = to_nchw(native_act.detach(), info).float()
-        grad = _per_target_maps(grad, info)
-        out_grads[name] = grad if keep_grads or on_grad is None else None
+        out_grads[name] = _per_target_maps(grad, info)
         if on_grad is not None:
-            on_grad(name, acts[name], grad)
+            on_grad(name, acts[name], out_grads[name])
 
     def forward_backward(copy: bool) -> tuple[Any, ...]:
         return _forward_backward(
             handle, x, names, targets, grads, input_grad, hooks, second_order, retarget, copy,
-            early=ready if on_grad is not None else None, stream=not keep_grads,
+            early=ready if on_grad is not None else None,
         )  # fmt: skip
 
     try:
@@ -253,7 +247,6 @@ def _forward_backward(
     retarget: Retarget | None,
     copy: bool,
     early: Callable[[str, torch.Tensor, torch.Tensor], None] | None = None,
-    stream: bool = False,
 ) -> tuple[
     torch.Tensor,
     ResolvedTargets,
@@ -263,9 +256,7 @@ def _forward_backward(
 ]:
     """The forward and backward of :func:`run_pass`, recording with or without copies;
     ``early(name, output, grad (1, n, ...))`` from a hook on each recorded output when the
-    backward has one target and takes first derivatives only; with ``stream`` as well (and no
-    input gradient), the gradients are not returned: each goes to its layer's ``.grad`` and is
-    dropped once ``early`` has had it and the backward has moved on."""
+    backward has one target and takes first derivatives only."""
     model = handle.model
     hooks = (hooks or Hooks(model)).fast_pooling()
     hooks.record(names, copy=copy, begin_graph=grads and not input_grad)
@@ -306,14 +297,9 @@ def _forward_backward(
                 scores = resolved.score_fn(logits).float()
                 wrt = [native[n] for n in names] + ([inp] if input_grad else [])
                 handles = []
-                hooked = early is not None and scores.shape[1] == 1 and not second_order
-                streamed = hooked and stream and not input_grad and scores.requires_grad
-                if hooked:
-                    passed: list[torch.Tensor] = []  # the last layer hooked, if streamed
+                if early is not None and scores.shape[1] == 1 and not second_order:
                     handles = [
-                        native[n].register_hook(
-                            _calling(early, n, native[n], passed if streamed else None)
-                        )
+                        native[n].register_hook(_calling(early, n, native[n]))
                         for n in names
                         if native[n].requires_grad
                     ]
@@ -321,19 +307,11 @@ def _forward_backward(
                     if second_order:
                         found, products = grads_and_hvps(scores, wrt)
                         raw_hvps = dict(zip(names, products, strict=False))
-                    elif streamed:
-                        inputs = [t for t in wrt if t.requires_grad]
-                        if inputs:
-                            torch.autograd.backward(scores[:, 0].sum(), inputs=inputs)
-                        found = [None] * len(wrt)
                     else:
                         found = batched_grads(scores, wrt)
                 finally:
                     for handle_ in handles:
                         handle_.remove()
-                    if streamed:
-                        for t in wrt:
-                            t.grad = None
             raw_grads = dict(zip(names, found, strict=False))
             if input_grad:
                 raw_grads[INPUT] = found[-1]
@@ -341,20 +319,11 @@ def _forward_backward(
 
 
 def _calling(
-    early: Callable[[str, torch.Tensor, torch.Tensor], None],
-    name: str,
-    output: torch.Tensor,
-    passed: list[torch.Tensor] | None = None,
+    early: Callable[[str, torch.Tensor, torch.Tensor], None], name: str, output: torch.Tensor
 ) -> Callable[[torch.Tensor], None]:
-    """A tensor hook that hands ``early`` the layer's complete gradient, as ``(1, n, ...)``;
-    with ``passed``, it also drops the ``.grad`` of the layer hooked before it (the backward
-    has used that gradient by now) and leaves its own to the next hook."""
+    """A tensor hook that hands ``early`` the layer's complete gradient, as ``(1, n, ...)``."""
 
     def hook(grad: torch.Tensor) -> None:
-        if passed is not None:
-            for done in passed:
-                done.grad = None
-            passed[:] = [output]
         with torch.no_grad():
             early(name, output, grad[None])
 

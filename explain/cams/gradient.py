@@ -110,7 +110,6 @@ class WeightedActivations(CamMethod):
             targets,
             grads=self.needs_grad,
             on_grad=layer_map if self.needs_grad else None,
-            keep_grads=False,  # the maps are made as the gradients come: let them go
         )
         for info in request.layers:
             if info.name in maps:
