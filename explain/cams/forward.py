@@ -28,8 +28,6 @@ from .attention import AttentionCapture
 INPUT = "<input>"
 #: ``retarget(resolved, logits) -> resolved``: a method's own score on the resolved targets.
 Retarget = Callable[[ResolvedTargets, torch.Tensor], ResolvedTargets]
-#: ``on_grad(layer, acts (n, C, h, w), grads (n, K, C, h, w))``: a layer's gradient is ready.
-GradReady = Callable[[str, torch.Tensor, torch.Tensor], None]
 
 
 @dataclass
@@ -148,7 +146,6 @@ def run_pass(
     hooks: Hooks | None = None,
     second_order: bool = False,
     retarget: Retarget | None = None,
-    on_grad: GradReady | None = None,
 ) -> LayerPass:
     """One forward pass recording every layer in ``layers``; with ``grads``, one backward pass
     for all of them and all targets.
@@ -164,12 +161,6 @@ def run_pass(
             (in :attr:`LayerPass.hvps`), from the same forward pass.
         retarget: ``retarget(resolved, logits) -> resolved``: a method's own score built on
             the targets resolved on this pass's (detached) logits.
-        on_grad: ``on_grad(layer, acts, grads)``, called once for every layer that gets a
-            gradient, as :attr:`LayerPass.acts` and :attr:`LayerPass.grads` give them. With one
-            target it runs inside the backward pass, the moment the layer's gradient is
-            complete: a method that reduces the gradient there reads it (and the activations,
-            which the backward reads next) while they are still in cache. Otherwise it runs
-            after the pass.
     """
     names = [info.name for info in layers]
     model = handle.model
@@ -177,42 +168,21 @@ def run_pass(
     # (an in-place change bumps a tensor's version, or fails on the graph's leaf) and redone
     # with copies for a model that changes a recorded output in place.
     copy = hooks is not None or not grads or model in _COPIES
-    by_name = {info.name: info for info in layers}
-    acts: dict[str, torch.Tensor] = {}
-    out_grads: dict[str, torch.Tensor | None] = {}
-
-    def ready(name: str, native_act: torch.Tensor, grad: torch.Tensor) -> None:
-        """A layer's gradient ``(K, n, ...)`` in its own layout is complete."""
-        info = by_name[name]
-        acts[name] = to_nchw(native_act.detach(), info).float()
-        out_grads[name] = _per_target_maps(grad, info)
-        if on_grad is not None:
-            on_grad(name, acts[name], out_grads[name])
-
-    def forward_backward(copy: bool) -> tuple[Any, ...]:
-        return _forward_backward(
-            handle, x, names, targets, grads, input_grad, hooks, second_order, retarget, copy,
-            early=ready if on_grad is not None else None,
-        )  # fmt: skip
-
     try:
-        logits, resolved, native, raw_grads, raw_hvps = forward_backward(copy)
+        logits, resolved, native, raw_grads, raw_hvps = _forward_backward(
+            handle, x, names, targets, grads, input_grad, hooks, second_order, retarget, copy
+        )
     except _ChangedInPlace:
         _COPIES.add(model)
-        acts.clear()
-        out_grads.clear()
-        logits, resolved, native, raw_grads, raw_hvps = forward_backward(True)
+        logits, resolved, native, raw_grads, raw_hvps = _forward_backward(
+            handle, x, names, targets, grads, input_grad, hooks, second_order, retarget, True
+        )
+    acts = {info.name: to_nchw(native[info.name].detach(), info).float() for info in layers}
+    by_name = {info.name: info for info in layers}
+    out_grads: dict[str, torch.Tensor | None] = {}
     for info in layers:
-        if info.name in out_grads:  # handled inside the backward pass
-            continue
         g = raw_grads.get(info.name)
-        if g is None:
-            acts[info.name] = to_nchw(native[info.name].detach(), info).float()
-            out_grads[info.name] = None
-        else:
-            ready(info.name, native[info.name], g)
-    acts = {name: acts[name] for name in names}  # in the order asked for
-    out_grads = {name: out_grads[name] for name in names}
+        out_grads[info.name] = None if g is None else _per_target_maps(g, info)
     out_hvps = {name: _per_target_maps(h, by_name[name]) for name, h in raw_hvps.items()}
     if input_grad:
         g = raw_grads.get(INPUT)
@@ -246,7 +216,6 @@ def _forward_backward(
     second_order: bool,
     retarget: Retarget | None,
     copy: bool,
-    early: Callable[[str, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[
     torch.Tensor,
     ResolvedTargets,
@@ -254,9 +223,7 @@ def _forward_backward(
     dict[str, torch.Tensor | None],
     dict[str, torch.Tensor],
 ]:
-    """The forward and backward of :func:`run_pass`, recording with or without copies;
-    ``early(name, output, grad (1, n, ...))`` from a hook on each recorded output when the
-    backward has one target and takes first derivatives only."""
+    """The forward and backward of :func:`run_pass`, recording with or without copies."""
     model = handle.model
     hooks = (hooks or Hooks(model)).fast_pooling()
     hooks.record(names, copy=copy, begin_graph=grads and not input_grad)
@@ -296,38 +263,15 @@ def _forward_backward(
             with torch.enable_grad():
                 scores = resolved.score_fn(logits).float()
                 wrt = [native[n] for n in names] + ([inp] if input_grad else [])
-                handles = []
-                if early is not None and scores.shape[1] == 1 and not second_order:
-                    handles = [
-                        native[n].register_hook(_calling(early, n, native[n]))
-                        for n in names
-                        if native[n].requires_grad
-                    ]
-                try:
-                    if second_order:
-                        found, products = grads_and_hvps(scores, wrt)
-                        raw_hvps = dict(zip(names, products, strict=False))
-                    else:
-                        found = batched_grads(scores, wrt)
-                finally:
-                    for handle_ in handles:
-                        handle_.remove()
+                if second_order:
+                    found, products = grads_and_hvps(scores, wrt)
+                    raw_hvps = dict(zip(names, products, strict=False))
+                else:
+                    found = batched_grads(scores, wrt)
             raw_grads = dict(zip(names, found, strict=False))
             if input_grad:
                 raw_grads[INPUT] = found[-1]
     return logits, resolved, native, raw_grads, raw_hvps
-
-
-def _calling(
-    early: Callable[[str, torch.Tensor, torch.Tensor], None], name: str, output: torch.Tensor
-) -> Callable[[torch.Tensor], None]:
-    """A tensor hook that hands ``early`` the layer's complete gradient, as ``(1, n, ...)``."""
-
-    def hook(grad: torch.Tensor) -> None:
-        with torch.no_grad():
-            early(name, output, grad[None])
-
-    return hook
 
 
 def _per_target_maps(t: torch.Tensor, info: LayerInfo) -> torch.Tensor:

@@ -88,36 +88,19 @@ class WeightedActivations(CamMethod):
     contributions: Contributions | None = None
 
     def raw_maps(self, request: CamRequest, x: torch.Tensor, targets: Any) -> RawMaps:
+        p = run_pass(request.handle, x, request.layers, targets, grads=self.needs_grad)
         eigen = self.eigen or request.eigen_smooth
-        maps: dict[str, torch.Tensor] = {}
-
-        def layer_map(
-            name: str, acts: torch.Tensor, grads: torch.Tensor | None, k: int | None = None
-        ) -> None:
-            # With gradients, called inside the backward pass: both are still in cache.
-            if self.weights is not None:
-                maps[name] = weighted_maps(self.weights(acts, grads), acts, eigen)
+        k = p.targets.k
+        maps = {}
+        for info in request.layers:
+            acts, grads = p.acts[info.name], p.grads.get(info.name)
+            if self.needs_grad and grads is None:
+                maps[info.name] = unreached_map(request, info.name, acts, k)
+            elif self.weights is not None:
+                maps[info.name] = weighted_maps(self.weights(acts, grads), acts, eigen)
             else:
                 out = summed_maps(self.contributions(acts, grads), eigen)
-                k = grads.shape[1] if k is None else k
-                maps[name] = out.expand(-1, k, -1, -1) if out.shape[1] != k else out
-            request.check_constant(name, maps[name], acts, grads)
-
-        p = run_pass(
-            request.handle,
-            x,
-            request.layers,
-            targets,
-            grads=self.needs_grad,
-            on_grad=layer_map if self.needs_grad else None,
-        )
-        for info in request.layers:
-            if info.name in maps:
-                continue
-            acts = p.acts[info.name]
-            if self.needs_grad:  # the score does not depend on this layer
-                maps[info.name] = unreached_map(request, info.name, acts, p.targets.k)
-            else:
-                layer_map(info.name, acts, None, p.targets.k)
-        maps = {info.name: maps[info.name] for info in request.layers}
+                maps[info.name] = out.expand(-1, k, -1, -1) if out.shape[1] != k else out
+            if grads is not None or not self.needs_grad:
+                request.check_constant(info.name, maps[info.name], acts, grads)
         return RawMaps(p.logits, p.targets, maps)
