@@ -20,6 +20,7 @@ from .sources import (
     ModelChoice,
     Picture,
     allowed_path,
+    builtin_choice,
     builtin_specs,
     default_choice,
     get_model,
@@ -347,9 +348,20 @@ def current_model() -> ModelHandle:
     try:
         return get_model(choice)
     except ExplainError as exc:  # e.g. a remembered choice whose file disappeared
-        state.set_model_choice(default_choice())
         show_error(exc)
-        return get_model(default_choice())
+    # The default, then the built-in one (the model the server was started with may not load:
+    # a misspelt name, pretrained weights that cannot be downloaded here).
+    for fallback in dict.fromkeys([default_choice(), builtin_choice()]):
+        if fallback == choice:
+            continue
+        try:
+            handle = get_model(fallback)
+        except ExplainError as exc:
+            show_error(exc)
+            continue
+        state.set_model_choice(fallback)
+        return handle
+    return get_model(builtin_choice())
 
 
 def session_model(base: ModelHandle) -> ModelHandle:
@@ -374,8 +386,8 @@ def sidebar() -> Context:
     """The shared sidebar: restores a linked view once, then model and images."""
     style.apply()
     state.restore_from_url(try_load)
+    base = current_model()  # first: a choice that cannot load falls back before it is shown
     model_picker()
-    base = current_model()
     if base.prompts is not None:
         prompt_box(base)
     pictures = image_picker()

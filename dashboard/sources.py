@@ -3,8 +3,10 @@ registry of sample image sets, uploads (with messages that name the user's file,
 while and then cleaned up), and the folders datasets may be read from.
 
 A new session starts on a real ImageNet model (:data:`DEFAULT_MODEL_SPECS`: the first built-in
-that is installed) explaining the photos shipped with the project; each model's sample images
-are :func:`sample_set_for`.
+that is installed) explaining the photos shipped with the project, or on the model the server
+was started with (``gradcam-explorer app --model SPEC [--weights FILE|random]``, which sets
+:data:`MODEL_ENV` and :data:`WEIGHTS_ENV`); each model's sample images are
+:func:`sample_set_for`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The models a new session may start on, in order of preference: the first one installed
 #: (the real ImageNet model needs its weights package; the shapes model ships with the project).
 DEFAULT_MODEL_SPECS = ("builtin:efficientnet-lite0", "builtin:shapes")
+#: Environment variables naming the model (a spec) and its weights (a file, or ``random``) that
+#: new sessions start on instead (set by ``gradcam-explorer app --model ... --weights ...``).
+MODEL_ENV, WEIGHTS_ENV = "GCE_MODEL", "GCE_WEIGHTS"
 #: Model sources a link (query parameter) may name; never a Python import path or a file.
 URL_SOURCES = ("builtin", "torchvision", "timm", "hf", "clip", "open_clip")
 #: Sources whose names may be hub ids (``owner/name``) in a link.
@@ -53,11 +58,16 @@ def builtin_specs() -> tuple[str, ...]:
     return tuple(f"builtin:{name}" for name in available_models())
 
 
-def default_model_spec() -> str:
-    """The spec of the model a new session starts on: the first of
-    :data:`DEFAULT_MODEL_SPECS` that is installed."""
+def builtin_default_spec() -> str:
+    """The first of :data:`DEFAULT_MODEL_SPECS` that is installed."""
     installed = builtin_specs()
     return next(s for s in DEFAULT_MODEL_SPECS if s in installed or s == DEFAULT_MODEL_SPECS[-1])
+
+
+def default_model_spec() -> str:
+    """The spec of the model a new session starts on: the server's :data:`MODEL_ENV`, else
+    :func:`builtin_default_spec`."""
+    return os.environ.get(MODEL_ENV, "").strip() or builtin_default_spec()
 
 
 # -- dataset folders ------------------------------------------------------------------------------
@@ -141,7 +151,20 @@ class ModelChoice:
 
 
 def default_choice() -> ModelChoice:
-    return ModelChoice(default_model_spec())
+    """The model a new session starts on (see :func:`default_model_spec`), with the weights
+    the server was started with: a file, ``random``, or the source's pretrained ones."""
+    spec = default_model_spec()
+    weights = os.environ.get(WEIGHTS_ENV, "").strip() if os.environ.get(MODEL_ENV) else ""
+    if weights == "random":
+        return ModelChoice(spec, None)
+    if weights:
+        return ModelChoice(spec, weights, display_weights=Path(weights).name)
+    return ModelChoice(spec)
+
+
+def builtin_choice() -> ModelChoice:
+    """The built-in default, for when the model a server was started with cannot load."""
+    return ModelChoice(builtin_default_spec())
 
 
 def takes_prompts(spec: str) -> bool:

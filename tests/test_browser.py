@@ -541,3 +541,31 @@ def test_explain_holds_at_narrow_widths(browser, server, width):
         assert edge["x"] + edge["width"] <= main["x"] + main["width"] + 1, edge
     _shot(page, f"9-present-{width}.png")
     page.context.close()
+
+
+def test_app_command_starts_sessions_on_the_model_it_was_given(browser):
+    """``gradcam-explorer app --model builtin:shapes --weights random``: the first screen of a
+    new visitor is that model, explaining its own sample pictures."""
+    import subprocess
+    import sys
+
+    from dashboard import serve
+
+    port = serve.free_port()
+    command = [sys.executable, "-m", "explain.cli", "app", "--model", "builtin:shapes",
+               "--weights", "random", "--server.port", str(port), "--server.headless", "true",
+               "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"]  # fmt: skip
+    with open(SCREENSHOTS / "streamlit-model.log", "w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            url = serve.wait_ready(port, process)
+            page = _tab(browser, 1280, 800)
+            page.goto(url)
+            _see(page, "Model:", "builtin:shapes (random weights)", "Explaining ")
+            side = page.locator("[data-testid='stSidebar']").inner_text()
+            assert "builtin:shapes (random weights)" in side
+            assert "Model: builtin:shapes · 6 classes" in page.inner_text("body")
+            _shot(page, "app-model.png")
+            page.context.close()
+        finally:
+            serve.stop(process)

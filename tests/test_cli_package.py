@@ -147,15 +147,46 @@ def test_app_finds_the_dashboard_and_runs_streamlit(monkeypatch):
                        "--server.port", "8999"]  # fmt: skip
 
     class Replaced(Exception):
-        """os.execv does not return: the process has become Streamlit."""
+        """os.execve does not return: the process has become Streamlit."""
 
-    def execv(path, args):
-        raise Replaced(path, args)
+    def execve(path, args, env):
+        raise Replaced(path, args, env)
 
-    monkeypatch.setattr(os, "execv", execv)
+    monkeypatch.setattr(os, "execve", execve)
+    monkeypatch.delenv("GCE_MODEL", raising=False)
     with pytest.raises(Replaced) as replaced:
         main(["app", "--server.port", "8999", "--server.headless", "true"])
-    assert replaced.value.args == (sys.executable, [*command, "--server.headless", "true"])
+    path, args, env = replaced.value.args
+    assert (path, args) == (sys.executable, [*command, "--server.headless", "true"])
+    assert "GCE_MODEL" not in env and env["PATH"] == os.environ["PATH"]
+
+    # --model and --weights are ours: they reach the dashboard through its environment.
+    weights = ROOT / "pyproject.toml"  # any existing file: the dashboard is what loads it
+    with pytest.raises(Replaced) as replaced:
+        main(["app", "--model", "torchvision:resnet18", "--weights", str(weights),
+              "--server.port", "8999"])  # fmt: skip
+    path, args, env = replaced.value.args
+    assert args == command
+    assert (env["GCE_MODEL"], env["GCE_WEIGHTS"]) == ("torchvision:resnet18", str(weights))
+    with pytest.raises(Replaced) as replaced:
+        main(["app", "--model", "builtin:shapes", "--weights", "random"])
+    assert replaced.value.args[2]["GCE_WEIGHTS"] == "random"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--weights", "random"], "error: --weights needs --model"),
+        (["--model", "resnet50"], "error: --model 'resnet50' names no model source."),
+        (["--model", "nosuch:thing"], "error: --model 'nosuch:thing' names no model source."),
+        (["--model", "torchvision:resnet18", "--weights", "missing.pt"],
+         "error: --weights missing.pt: no such file."),
+    ],
+)  # fmt: skip
+def test_app_model_options_fail_clearly_before_starting(monkeypatch, capsys, argv, message):
+    monkeypatch.setattr(os, "execve", lambda *a: pytest.fail("Streamlit must not start"))
+    assert main(["app", *argv]) == 2
+    assert capsys.readouterr().err.startswith(message)
 
 
 @pytest.mark.slow

@@ -625,3 +625,22 @@ def test_each_new_view_is_one_pass_and_a_view_shown_before_none(monkeypatch):
         assert not app.exception
         assert len(calls) == passes, calls
     assert _line(app, "Explaining").startswith("Explaining **hexagon**")  # kept for image 0
+
+
+def test_the_server_can_start_sessions_on_its_own_model(monkeypatch):
+    """``gradcam-explorer app --model builtin:shapes --weights random`` (the environment it
+    sets): a new session opens on that model, with those weights."""
+    monkeypatch.setenv("GCE_MODEL", "builtin:shapes")
+    monkeypatch.setenv("GCE_WEIGHTS", "random")
+    at = _open(query={})
+    assert _sidebar_model(at) == "**Model:** `builtin:shapes (random weights)`"
+    assert not at.error
+
+
+def test_a_server_model_that_cannot_load_falls_back_to_the_built_in_one(monkeypatch):
+    monkeypatch.setenv("GCE_MODEL", "torchvision:resnet_nosuch")
+    monkeypatch.delenv("GCE_WEIGHTS", raising=False)
+    at = _open(query={})
+    assert "resnet_nosuch" in " ".join(e.value for e in at.error)
+    assert "builtin:" in _sidebar_model(at)
+    assert "resnet_nosuch" not in _sidebar_model(at)

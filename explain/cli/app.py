@@ -3,6 +3,11 @@
 ::
 
     python -m explain.cli app [STREAMLIT OPTIONS]      # e.g. --server.port 8502
+    python -m explain.cli app --model torchvision:resnet50 --weights my_resnet50.pt
+
+``--model`` (and ``--weights``) choose the model new sessions start on instead of the built-in
+one; the dashboard reads them from the environment (``GCE_MODEL``, ``GCE_WEIGHTS``) and falls
+back to the built-in model, with the reason on screen, when they do not load.
 
 The dashboard is found through the installed ``dashboard`` package (``pip install
 "gradcam-explorer[app]"`` installs it with Streamlit) without importing it: ``explain`` never
@@ -58,16 +63,66 @@ def streamlit_command(options: Sequence[str] = ()) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(app_path()), *options]
 
 
+#: The environment variables the dashboard reads its starting model from.
+MODEL_ENV, WEIGHTS_ENV = "GCE_MODEL", "GCE_WEIGHTS"
+
+
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    """The ``app`` argument parser: every option is passed on to ``streamlit run``."""
-    return argparse.ArgumentParser(
+    """The ``app`` argument parser: ``--model`` and ``--weights``; every other option is passed
+    on to ``streamlit run``."""
+    parser = argparse.ArgumentParser(
         prog=prog,
-        usage=f"{prog} [STREAMLIT OPTIONS]",
-        description="Start the Grad-CAM Explorer dashboard in the browser. Options are passed "
-        "on to `streamlit run`.",
-        epilog=f"Example: {prog} --server.port 8502 --server.headless true",
+        usage=f"{prog} [--model SPEC [--weights FILE|random]] [STREAMLIT OPTIONS]",
+        description="Start the Grad-CAM Explorer dashboard in the browser. Other options are "
+        "passed on to `streamlit run`.",
+        epilog=f"Example: {prog} --model torchvision:resnet50 --server.port 8502",
         allow_abbrev=False,  # Streamlit's own options must never be read as abbreviations
     )
+    parser.add_argument(
+        "--model",
+        metavar="SPEC",
+        help="the model new sessions start on, as for `explain --model` (default: the "
+        "built-in ImageNet model)",
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="FILE|random",
+        help="with --model: a checkpoint file, or `random` (default: the source's pretrained "
+        "weights)",
+    )
+    return parser
+
+
+def model_environment(model: str | None, weights: str | None) -> dict[str, str]:
+    """The environment variables that start the dashboard's sessions on ``model``.
+
+    Raises:
+        ExplainError: ``--weights`` without ``--model``, a spec of no known source, or a
+            weights file that does not exist.
+    """
+    if model is None:
+        if weights is not None:
+            raise ExplainError("--weights needs --model (the model the weights are for).")
+        return {}
+    from ..models import SOURCES, find_source
+
+    spec = model.strip()
+    source = spec.partition(":")[0]
+    if ":" not in spec or find_source(source) is None:
+        raise ExplainError(
+            f"--model {model!r} names no model source.",
+            hint=f"write SOURCE:NAME with a source among {', '.join(s.prefix for s in SOURCES)}, e.g. "
+            "torchvision:resnet50.",
+        )
+    env = {MODEL_ENV: spec}
+    if weights is not None and weights != "random":
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise ExplainError(f"--weights {weights}: no such file.")
+        weights = str(path.resolve())
+    if weights is not None:
+        env[WEIGHTS_ENV] = weights
+    return env
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
@@ -77,11 +132,12 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    env = {**os.environ, **model_environment(args.model, args.weights)}
     command = streamlit_command(args.passed_on)
     if os.name == "posix":
         sys.stdout.flush()
         sys.stderr.flush()
         # This process becomes Streamlit: Ctrl-C, SIGTERM and the exit status are its own, and
         # no server is left behind when the launcher is stopped.
-        os.execv(command[0], command)
-    return subprocess.call(command)
+        os.execve(command[0], command, env)
+    return subprocess.call(command, env=env)
