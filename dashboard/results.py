@@ -99,20 +99,23 @@ def cams(
     layers: tuple[str, ...],
     targets: Any = None,
     *,
+    max_channels: int | None = None,
     progress: Progress | None = None,
 ) -> CamResult:
-    """Maps of one picture, computed once per model, picture, method, layers and targets.
+    """Maps of one picture, computed once per model, picture, method, layers, targets and
+    ``max_channels``.
 
     Args:
         model_key: the model's identity (the store's key, with the picture's).
         targets: as for :func:`explain.compute_cams` (must be hashable); ``None``: top class.
+        max_channels: perturbation methods: perturb only this many channels (approximate).
         progress: ``progress(done, total, message)``, called only while computing.
 
     Raises:
         ExplainError: the method cannot run here (any failure of the computation becomes one,
             with its cause: a page shows it and goes on).
     """
-    key = ("cams", model_key, picture.key, method, tuple(layers), targets)
+    key = ("cams", model_key, picture.key, method, tuple(layers), targets, max_channels)
 
     def compute() -> CamResult:
         try:
@@ -122,6 +125,7 @@ def cams(
                 layers=list(layers),
                 method=method,
                 targets=targets,
+                max_channels=max_channels,
                 progress=progress,
             )
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # never a traceback

@@ -61,6 +61,7 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "picture": ("images",),
     "target": ("classes", "picture"),
     "compare_layers": ("model",),
+    "quick_perturbation": (),
 }
 
 #: Query parameters that are written and read back.

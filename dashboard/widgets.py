@@ -72,6 +72,31 @@ def method_select(handle: ModelHandle, page: str, kinds: Sequence[str] | None = 
     )
 
 
+#: Channels a quick Score-CAM / Ablation-CAM perturbs (those of highest activation variance).
+QUICK_CHANNELS = 64
+
+
+def quick_perturbation(handle: ModelHandle, method: str, layer: str, page: str) -> int | None:
+    """For a perturbation method at a layer with more than :data:`QUICK_CHANNELS` channels,
+    a switch to perturb only that many (approximate, several times faster); returns the
+    ``max_channels`` to use (None: all)."""
+    info = handle.map_layer(layer)
+    if METHOD_INFO[method].kind != "perturbation" or (info.channels or 0) <= QUICK_CHANNELS:
+        return None
+    key, on_change = state.controlled(
+        "quick_perturbation", bool(state.get("quick_perturbation")), page
+    )
+    quick = st.toggle(
+        f"Quick: {QUICK_CHANNELS} of {info.channels} channels",
+        key=key,
+        on_change=on_change,
+        help=f"{METHOD_INFO[method].title} runs the model once per channel. Quick perturbs only "
+        f"the {QUICK_CHANNELS} channels whose activations vary most and gives the others no "
+        "weight: an approximation, several times faster.",
+    )
+    return QUICK_CHANNELS if quick else None
+
+
 def layer_label(info: LayerInfo) -> str:
     """``"layer3 · 128×8×8 (Sequential)"``: the name first, then what it outputs."""
     if info.grid is None:

@@ -543,6 +543,25 @@ def test_explain_holds_at_narrow_widths(browser, server, width):
     page.context.close()
 
 
+def test_quick_score_cam_switch(browser, server):
+    """Score-CAM on a 128-channel layer offers "Quick: 64 of 128 channels"; switched on, the
+    maps say they are approximate; the switch is gone for Grad-CAM."""
+    page = _tab(browser, 1280, 900)
+    page.goto(server + "/" + SHAPES)
+    _see(page, "Explaining ", "Grad-CAM")
+    assert "Quick:" not in page.inner_text("[data-testid='stMain']")
+    _choose(page, "Method", "Score-CAM")
+    _see(page, "with Score-CAM at", "Quick: 64 of 128 channels")
+    page.get_by_text("Quick: 64 of 128 channels").click()
+    body = _see(page, "approximate: only the 64 channels of highest variance were perturbed.")
+    assert "with Score-CAM at" in body
+    _shot(page, "quick-score-cam.png")
+    _choose(page, "Method", "Grad-CAM")
+    body = _see(page, "with Grad-CAM at")
+    assert "Quick:" not in page.inner_text("[data-testid='stMain']")
+    page.context.close()
+
+
 def test_app_command_starts_sessions_on_the_model_it_was_given(browser):
     """``gradcam-explorer app --model builtin:shapes --weights random``: the first screen of a
     new visitor is that model, explaining its own sample pictures."""

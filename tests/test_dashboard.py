@@ -644,3 +644,23 @@ def test_a_server_model_that_cannot_load_falls_back_to_the_built_in_one(monkeypa
     assert "resnet_nosuch" in " ".join(e.value for e in at.error)
     assert "builtin:" in _sidebar_model(at)
     assert "resnet_nosuch" not in _sidebar_model(at)
+
+
+def test_quick_score_cam_perturbs_only_the_most_varied_channels(app):
+    """Score-CAM runs the model once per channel: the Quick switch (perturbation methods at a
+    layer with more than 64 channels only) asks for 64, says so under the maps, and gives the
+    engine's approximate map; switched off, the exact map comes back."""
+    assert not any(t.label.startswith("Quick") for t in app.main.toggle)  # Grad-CAM: none
+    _select(app, "Method").set_value("scorecam").run()
+    quick = next(t for t in app.main.toggle if t.label.startswith("Quick"))
+    assert quick.label == "Quick: 64 of 128 channels" and quick.value is False
+    assert not [c.value for c in app.main.caption if "approximate" in c.value]
+    quick.set_value(True).run()
+    assert not app.exception
+    notes = " ".join(c.value for c in app.main.caption)
+    assert "approximate: only the 64 channels of highest variance were perturbed." in notes
+    assert next(t for t in app.main.toggle if t.label.startswith("Quick")).value is True
+    next(t for t in app.main.toggle if t.label.startswith("Quick")).set_value(False).run()
+    assert "approximate" not in " ".join(c.value for c in app.main.caption)
+    _select(app, "Method").set_value("gradcam").run()
+    assert not any(t.label.startswith("Quick") for t in app.main.toggle)

@@ -16,6 +16,7 @@ from dashboard.widgets import (
     page,
     picture_select,
     prediction_chart,
+    quick_perturbation,
     show_error,
 )
 from explain import METHOD_INFO, ExplainError, top_classes
@@ -44,6 +45,7 @@ with st.container(horizontal=True, key="explain_controls", gap="medium"):
         method = method_select(handle, PAGE)
     with st.container(width=300):
         layer = layer_select(handle, PAGE)
+        quick = quick_perturbation(handle, method, layer, PAGE)
 report, clear_progress = method_progress(st, method)
 try:
     # A picture's probabilities come with its first map (the top class's: no pass of their
@@ -51,12 +53,16 @@ try:
     # one shown before (any other class is kept for when it is asked again).
     probs = results.known_probs(model_key, picture)
     if probs is None:
-        first = results.cams(model_key, handle, picture, method, (layer,), None, progress=report)
+        first = results.cams(
+            model_key, handle, picture, method, (layer,), None, max_channels=quick, progress=report
+        )
         probs = results.remember_probs(model_key, picture, first.probs[0])
     with st.container(key="explain_classes"):
         target = class_select(handle, probs, PAGE)
     wanted = None if target == int(probs.argmax()) else target  # the top class's own key
-    result = results.cams(model_key, handle, picture, method, (layer,), wanted, progress=report)
+    result = results.cams(
+        model_key, handle, picture, method, (layer,), wanted, max_channels=quick, progress=report
+    )
     heat = result.maps[layer][0]
 except ExplainError as exc:
     show_error(exc)
