@@ -29,15 +29,13 @@ from PIL import Image as PILImage
 
 from explain import DEFAULT, ExplainError, ModelHandle, load_image, load_model
 from explain.builtin import SHAPES_MODELS, available_models
+from explain.cli.app import MODEL_ENV, WEIGHTS_ENV  # set by ``app --model ... --weights ...``
 from explain.models import find_source
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The models a new session may start on, in order of preference: the first one installed
 #: (the real ImageNet model needs its weights package; the shapes model ships with the project).
 DEFAULT_MODEL_SPECS = ("builtin:efficientnet-lite0", "builtin:shapes")
-#: Environment variables naming the model (a spec) and its weights (a file, or ``random``) that
-#: new sessions start on instead (set by ``gradcam-explorer app --model ... --weights ...``).
-MODEL_ENV, WEIGHTS_ENV = "GCE_MODEL", "GCE_WEIGHTS"
 #: Model sources a link (query parameter) may name; never a Python import path or a file.
 URL_SOURCES = ("builtin", "torchvision", "timm", "hf", "clip", "open_clip")
 #: Sources whose names may be hub ids (``owner/name``) in a link.
