@@ -99,9 +99,12 @@ class Hooks:
     # -- planning -----------------------------------------------------------------------------
     def module(self, name: str) -> nn.Module:
         """The module at ``name`` (``KeyError`` if there is none)."""
-        if self._modules is None:
+        return self._named()[name]
+
+    def _named(self) -> dict[str, nn.Module]:
+        if self._modules is None:  # one walk over the model per ``Hooks``
             self._modules = dict(self.model.named_modules())
-        return self._modules[name]
+        return self._modules
 
     def record(
         self, names: Iterable[str], *, copy: bool = True, begin_graph: bool = False
@@ -217,7 +220,7 @@ class Hooks:
 
             return back
 
-        for name, module in self.model.named_modules():
+        for name, module in self._named().items():
             if type(module) is nn.MaxPool2d and not module.return_indices:
                 self.before([name], to_channels_last)
                 self.replace(name, back_to_nchw(name))

@@ -1,11 +1,12 @@
 """The engine's shortcuts give the plain computation's numbers: max pooling read channels-last,
-upsampling by matrix products, pictures made on first use, constant maps found once per map
+upsampling by matrix products, scaling before upsampling, pictures made on first use, constant maps found once per map
 size."""
 
 from __future__ import annotations
 
 import itertools
 import pickle
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -15,7 +16,16 @@ import torchvision
 from torch import nn
 
 from explain import TopK, compute_cams, load_model
-from explain.cams import upsample
+from explain.cams import (
+    CamMethod,
+    RawMaps,
+    normalize_maps,
+    register_method,
+    run_pass,
+    unregister_method,
+    upsample,
+    upsample_normalized,
+)
 from explain.hooks import Hooks
 from explain.preprocessing import input_pictures
 
@@ -133,6 +143,75 @@ def test_upsample_by_matrices_matches_interpolate(align_corners):
         assert got.shape == want.shape
         worst = max(worst, float((got - want).abs().max()))
     assert worst < 1e-5  # float rounding of values up to 10: the same weights
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_scaling_before_upsampling_matches_scaling_after(align_corners):
+    """The extremes found on the sparse grid are those of the whole upsampled map: scaling the
+    small map by them and then upsampling gives ``normalize_maps(upsample(...))``, and every
+    map still spans [0, 1] exactly up to rounding (a wrong grid leaves maxima far below 1)."""
+    torch.manual_seed(1)
+    sizes = [(1, 1), (2, 3), (7, 7), (14, 13), (56, 56), (5, 9), (300, 200)]
+    for (h, w), out in itertools.product(sizes, [(224, 224), (97, 61), (7, 4)]):
+        maps = torch.randn(5, h, w) * 10
+        maps[1] = torch.relu(maps[1])  # a ReLU'd map: flat at zero over half of it
+        maps[2, h // 2, w // 2] = 500.0  # one sharp peak in the middle
+        want = normalize_maps(upsample(maps, out, align_corners=align_corners))
+        got = upsample_normalized(maps, out, align_corners=align_corners)
+        assert got.shape == want.shape
+        assert float(got.min()) >= 0.0 and float(got.max()) <= 1.0
+        if h * w == 1:  # constant: all zero (see the next test)
+            assert float(got.abs().max()) == 0.0
+            continue
+        np.testing.assert_allclose(got, want, atol=1e-6)
+        span = got.flatten(1).amax(dim=1) - got.flatten(1).amin(dim=1)
+        np.testing.assert_allclose(span, 1.0, atol=1e-6)
+
+
+def test_a_constant_map_stays_all_zero_when_upsampled():
+    """Upsampling a constant map in float leaves rounding ripples (3.0000002 next to 3.0);
+    scaled after upsampling they became a speckle of zeros and ones. Scaled first, the map is
+    zero and stays zero."""
+    flat = torch.full((1, 5, 3), 3.0)
+    rippled = normalize_maps(upsample(flat, (7, 4)))
+    assert float(rippled.max()) == 1.0  # what scaling after upsampling does to it
+    assert float(upsample_normalized(flat, (7, 4)).abs().max()) == 0.0
+    assert float(upsample_normalized(flat, (224, 224)).abs().max()) == 0.0
+
+
+@dataclass(frozen=True)
+class ConstantPlusBlob(CamMethod):
+    """A toy method: a 7x7 map per image, constant 0.7 for the first, a blob on 0.7 for the
+    others (upsampled in float, 0.7 ripples: 0.70000005 next to 0.7)."""
+
+    def raw_maps(self, request, x, targets) -> RawMaps:
+        p = run_pass(request.handle, x, request.layers, targets, grads=False)
+        maps = {}
+        for name, acts in p.acts.items():
+            raw = torch.full((len(x), 1, 7, 7), 0.7)
+            raw[1:, 0, 3, 3] = 2.0
+            maps[name] = raw
+            request.check_constant(name, raw, acts)
+        return RawMaps(p.logits, p.targets, maps)
+
+
+def test_compute_cams_gives_a_constant_raw_map_as_all_zero(cifar_handle):
+    """Through the engine: a constant raw map comes out all zero with its note (scaled after
+    upsampling it was a speckle of zeros and ones), next to a map that spans [0, 1]."""
+    toy = register_method(
+        ConstantPlusBlob("constant-toy", "Constant toy", "activation", False, "toy", "3", "test")
+    )
+    try:
+        result = compute_cams(cifar_handle, torch.randn(2, 3, 32, 32), ["layer3", "layer2"], toy)
+    finally:
+        unregister_method(toy.name)
+    for layer in ("layer3", "layer2"):
+        assert float(np.abs(result.maps[layer][0]).max()) == 0.0
+        blob = result.maps[layer][1]
+        assert blob.min() == 0.0 and blob.max() == pytest.approx(1.0, abs=1e-6)
+        assert any(
+            f"constant map (shown as all zero) at {layer} for 1 of 2" in n for n in result.notes
+        )
 
 
 def test_images_are_made_on_first_use_from_the_input_as_it_was(cifar_handle):

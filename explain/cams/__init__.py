@@ -22,7 +22,15 @@ from .base import (
     unregister_method,
 )
 from .compare import MethodResults, applicable_methods, compute_methods, method_names
-from .core import CamResult, first_component, normalize_maps, summed_maps, upsample, weighted_maps
+from .core import (
+    CamResult,
+    first_component,
+    normalize_maps,
+    summed_maps,
+    upsample,
+    upsample_normalized,
+    weighted_maps,
+)
 from .engine import compute_cams
 from .forward import LayerPass, as_input, batched_grads, run_pass
 from .gradient import WeightedActivations
@@ -58,5 +66,6 @@ __all__ = [
     "summed_maps",
     "unregister_method",
     "upsample",
+    "upsample_normalized",
     "weighted_maps",
 ]

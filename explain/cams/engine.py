@@ -22,7 +22,7 @@ from ..preprocessing import input_pictures
 from ..progress import Progress, notify, within
 from ..targets import slice_targets
 from .base import METHOD_INFO, CamMethod, CamRequest, check_method
-from .core import CamResult, normalize_maps, upsample
+from .core import CamResult, normalize_maps, upsample_normalized
 from .forward import as_input
 from .smoothing import AugSmooth
 
@@ -126,8 +126,7 @@ def compute_cams(
         finite = bool(torch.isfinite(stacked).all())
         if not finite:
             stacked = torch.nan_to_num(stacked, nan=0.0, posinf=0.0, neginf=0.0)
-        upsampled = upsample(stacked.reshape(-1, *shape[-2:]), size)
-        scaled = normalize_maps(upsampled, finite=True, inplace=True)  # ``stacked`` is ours
+        scaled = upsample_normalized(stacked.reshape(-1, *shape[-2:]), size)
         for name, maps in zip(group, scaled.reshape(len(group), -1, *size), strict=True):
             maps_out[name] = np.ascontiguousarray(
                 maps.reshape(raw_out[name].shape[:-2] + size).numpy()
