@@ -112,41 +112,19 @@ _SMALL = 6
 def upsample_normalized(
     maps: torch.Tensor, size: tuple[int, int], align_corners: bool = False
 ) -> torch.Tensor:
-    """``normalize_maps(upsample(maps, size))`` for finite ``(B, h, w)`` maps, equal to it
-    within float rounding, in three passes over the large output instead of seven.
+    """Finite ``(..., h, w)`` maps upsampled to ``size`` and min-max scaled to [0, 1], each
+    on its own; a constant map comes out all zero.
 
-    Bilinear interpolation is linear along each axis between two input samples, so the
-    largest and smallest values of an upsampled map lie on the output rows and columns at the
-    ends of each such stretch (:func:`_extreme_rows`): a grid of at most ``2h x 2w``
-    values gives each map's minimum and maximum exactly. Each map is scaled to [0, 1] at its
-    own resolution by those values and then upsampled (the weights sum to one, so scaling and
-    upsampling commute); a clamp takes off the last rounding (``1 + 1e-7``). A constant map
-    comes out all zero.
+    ``normalize_maps(upsample(maps))`` but for constant maps: upsampled in float, a constant
+    map gains rounding ripples (0.70000005 next to 0.7) that scaling would blow up to a
+    speckle of zeros and ones, so constant maps are zeroed first (zero upsamples to zero).
     """
-    size = (int(size[0]), int(size[1]))
-    h, w = maps.shape[-2:]
-    maps = maps.float()
-    if (h, w) == size or maps.numel() == 0:
-        return normalize_maps(maps, finite=True)
-    grid = _extreme_rows(h, size[0], align_corners) @ maps
-    flat = (grid @ _extreme_rows(w, size[1], align_corners).T).flatten(-2)
-    low = flat.amin(dim=-1)[..., None, None]
-    span = flat.amax(dim=-1)[..., None, None] - low
-    scaled = (maps - low).div_(torch.where(span > 0, span, 1.0))  # constant maps: all zero
-    return upsample(scaled, size, align_corners).clamp_(0.0, 1.0)
-
-
-@functools.lru_cache(maxsize=64)
-def _extreme_rows(n_in: int, n_out: int, align_corners: bool) -> torch.Tensor:
-    """The rows of the interpolation matrix (:func:`_interpolation_matrix`) for the output
-    positions, along one axis, at both ends of each run of positions that interpolate between
-    the same two input samples (the clamped runs at the borders included). Over such a run
-    the output is linear in the position, so a map's extremes along this axis are at these
-    positions."""
-    low = _source_positions(n_in, n_out, align_corners)[0]
-    change = torch.nonzero(low.diff()).flatten()  # a run ends at i where low[i + 1] != low[i]
-    ends = torch.unique(torch.cat([torch.tensor([0, n_out - 1]), change, change + 1]))
-    return _interpolation_matrix(n_in, n_out, align_corners)[ends].contiguous()
+    flat = maps.float().flatten(-2)
+    constant = flat.amax(dim=-1) <= flat.amin(dim=-1)
+    if bool(constant.any()):
+        maps = torch.where(constant[..., None, None], 0.0, maps.float())
+    resized = tuple(maps.shape[-2:]) != (int(size[0]), int(size[1]))  # a new tensor then
+    return normalize_maps(upsample(maps, size, align_corners), finite=True, inplace=resized)
 
 
 @functools.lru_cache(maxsize=64)
@@ -154,18 +132,6 @@ def _interpolation_matrix(n_in: int, n_out: int, align_corners: bool) -> torch.T
     """``(n_out, n_in)`` bilinear weights along one axis, as ``F.interpolate`` computes them:
     source coordinate ``(i + 0.5) * n_in / n_out - 0.5`` clamped at 0 (``i * (n_in - 1) /
     (n_out - 1)`` with ``align_corners``), split between its two neighbours."""
-    low, high, frac = _source_positions(n_in, n_out, align_corners)
-    matrix = torch.zeros(n_out, n_in, dtype=torch.float32)
-    matrix.index_put_((torch.arange(n_out), low), 1.0 - frac, accumulate=True)
-    matrix.index_put_((torch.arange(n_out), high), frac, accumulate=True)
-    return matrix
-
-
-def _source_positions(
-    n_in: int, n_out: int, align_corners: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For each output position along one axis: its two input neighbours and the weight of
-    the second (``low``, ``high``, ``frac``)."""
     # In float32 arithmetic, as PyTorch's CPU kernel computes its weights for float maps.
     i = torch.arange(n_out, dtype=torch.float32)
     if align_corners:
@@ -177,7 +143,10 @@ def _source_positions(
     low = source.long().clamp(max=n_in - 1)
     high = (low + 1).clamp(max=n_in - 1)
     frac = (source - low).clamp(0.0, 1.0)
-    return low, high, frac
+    matrix = torch.zeros(n_out, n_in, dtype=torch.float32)
+    matrix.index_put_((torch.arange(n_out), low), 1.0 - frac, accumulate=True)
+    matrix.index_put_((torch.arange(n_out), high), frac, accumulate=True)
+    return matrix
 
 
 def first_component(contributions: torch.Tensor) -> torch.Tensor:
