@@ -76,12 +76,17 @@ def method_select(handle: ModelHandle, page: str, kinds: Sequence[str] | None = 
 QUICK_CHANNELS = 64
 
 
-def quick_perturbation(handle: ModelHandle, method: str, layer: str, page: str) -> int | None:
-    """For a perturbation method at a layer with more than :data:`QUICK_CHANNELS` channels,
-    a switch to perturb only that many (approximate, several times faster); returns the
-    ``max_channels`` to use (None: all)."""
+def quick_perturbation(
+    handle: ModelHandle, methods: str | Sequence[str], layer: str, page: str
+) -> int | None:
+    """For perturbation methods among ``methods`` at a layer with more than
+    :data:`QUICK_CHANNELS` channels, a switch to perturb only that many (approximate, several
+    times faster; one switch for the session, on every page); returns the ``max_channels`` to
+    give those methods (None: all)."""
+    chosen = [methods] if isinstance(methods, str) else list(methods)
+    slow = [METHOD_INFO[m].title for m in chosen if METHOD_INFO[m].kind == "perturbation"]
     info = handle.map_layer(layer)
-    if METHOD_INFO[method].kind != "perturbation" or (info.channels or 0) <= QUICK_CHANNELS:
+    if not slow or (info.channels or 0) <= QUICK_CHANNELS:
         return None
     key, on_change = state.controlled(
         "quick_perturbation", bool(state.get("quick_perturbation")), page
@@ -90,9 +95,9 @@ def quick_perturbation(handle: ModelHandle, method: str, layer: str, page: str) 
         f"Quick: {QUICK_CHANNELS} of {info.channels} channels",
         key=key,
         on_change=on_change,
-        help=f"{METHOD_INFO[method].title} runs the model once per channel. Quick perturbs only "
-        f"the {QUICK_CHANNELS} channels whose activations vary most and gives the others no "
-        "weight: an approximation, several times faster.",
+        help=f"{' and '.join(slow)} {'runs' if len(slow) == 1 else 'run'} the model once per "
+        f"channel. Quick perturbs only the {QUICK_CHANNELS} channels whose activations vary "
+        "most and gives the others no weight: an approximation, several times faster.",
     )
     return QUICK_CHANNELS if quick else None
 

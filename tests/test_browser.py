@@ -545,8 +545,9 @@ def test_explain_holds_at_narrow_widths(browser, server, width):
 
 def test_quick_score_cam_switch(browser, server):
     """Score-CAM on a 128-channel layer offers "Quick: 64 of 128 channels"; switched on, the
-    maps say they are approximate, and still do after a visit to another page; the switch is
-    gone for Grad-CAM. In a narrow window, as on a laptop split screen."""
+    maps say they are approximate, on Compare methods too (the same switch, on there, and only
+    Score-CAM's caption says approximate), and still do back on Explain; the switch is gone
+    for Grad-CAM. In a narrow window, as on a laptop split screen."""
     page = _tab(browser, 800, 900)
     page.goto(server + "/" + SHAPES)
     _see(page, "Explaining ", "Grad-CAM")
@@ -558,6 +559,19 @@ def test_quick_score_cam_switch(browser, server):
     assert "with Score-CAM at" in body
     _shot(page, "quick-score-cam.png")
     _open(page, "Compare methods", "Compare methods", "circle (100%) at layer3")
+    assert "Quick:" not in page.inner_text("[data-testid='stMain']")  # fast methods only
+    methods = page.locator("[data-testid='stMain']").get_by_role("combobox", name="Methods")
+    methods.click()
+    page.keyboard.type("Score-CAM")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    _see(page, "Score-CAM · ", " s · approximate, 64 channels", "Quick: 64 of 128 channels")
+    assert page.get_by_role("switch", name="Quick: 64 of 128 channels").is_checked()
+    captions = page.locator("[data-testid='stMain'] [data-testid='stImageCaption']")
+    approximate = [c for c in captions.all_inner_texts() if "approximate" in c]
+    assert [c.split(" · ")[0] for c in approximate] == ["Score-CAM"]  # the others are exact
+    captions.last.scroll_into_view_if_needed()
+    _shot(page, "quick-compare-methods.png", top=False)
     _open(page, "Explain", "Explain a prediction", "with Score-CAM at", "approximate: only")
     assert page.get_by_role("switch", name="Quick: 64 of 128 channels").is_checked()
     _choose(page, "Method", "Grad-CAM")

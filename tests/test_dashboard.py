@@ -646,6 +646,31 @@ def test_a_server_model_that_cannot_load_falls_back_to_the_built_in_one(monkeypa
     assert "resnet_nosuch" not in _sidebar_model(at)
 
 
+def test_compare_methods_offers_the_same_quick_switch():
+    """On Compare methods the Quick switch shows when a perturbation method is among those
+    compared; it changes only their maps (their captions say so), and it is the Explain page's
+    switch: on here, on there."""
+    at = _open(page="views/methods.py")
+    assert not any(t.label.startswith("Quick") for t in at.main.toggle)  # the fast methods
+    at.main.multiselect[0].set_value(["scorecam", "gradcam"]).run()
+    quick = next(t for t in at.main.toggle if t.label.startswith("Quick"))
+    assert quick.label == "Quick: 64 of 128 channels" and quick.value is False
+    exact = _image_urls(at)
+    assert [c.split(" · ")[0] for c in _captions(at)] == ["Score-CAM", "Grad-CAM"]
+    assert not any("approximate" in c for c in _captions(at))
+    quick.set_value(True).run()
+    assert not at.exception
+    score, grad = _captions(at)
+    assert score.startswith("Score-CAM · ") and score.endswith(" s · approximate, 64 channels")
+    assert grad.startswith("Grad-CAM · ") and "approximate" not in grad
+    assert _image_urls(at)[1] == exact[1]  # Grad-CAM's map is the one it was
+    at.switch_page("views/explain.py").run()
+    _select(at, "Method").set_value("scorecam").run()
+    assert next(t for t in at.main.toggle if t.label.startswith("Quick")).value is True
+    notes = " ".join(c.value for c in at.main.caption)
+    assert "approximate: only the 64 channels of highest variance were perturbed." in notes
+
+
 def test_quick_score_cam_perturbs_only_the_most_varied_channels(app):
     """Score-CAM runs the model once per channel: the Quick switch (perturbation methods at a
     layer with more than 64 channels only) asks for 64, says so under the maps, and gives the

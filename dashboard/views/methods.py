@@ -14,6 +14,7 @@ from dashboard.widgets import (
     method_progress,
     page,
     picture_select,
+    quick_perturbation,
 )
 from explain import METHOD_INFO, ExplainError
 from explain.render import overlay
@@ -53,6 +54,7 @@ target = class_select(handle, probs, PAGE)
 if not methods:
     st.info("Choose at least one method.")
     st.stop()
+quick = quick_perturbation(handle, methods, layer, PAGE)
 alpha, cmap = float(state.get("alpha", 0.5)), str(state.get("cmap", "jet"))
 st.markdown(
     f"Explaining **{handle.labels[target]}** ({probs[target]:.0%}) at `{layer}` · image "
@@ -66,16 +68,27 @@ for index, method in enumerate(methods):
     col = row[index % PER_ROW]
     info = METHOD_INFO[method]
     report, clear_progress = method_progress(col, method)
+    channels = quick if info.kind == "perturbation" else None
     try:
-        result = results.cams(model_key, handle, picture, method, (layer,), target, progress=report)
+        result = results.cams(
+            model_key,
+            handle,
+            picture,
+            method,
+            (layer,),
+            target,
+            max_channels=channels,
+            progress=report,
+        )
     except ExplainError as exc:
         col.warning(f"{info.title}: {str(exc).splitlines()[0]}")
         continue
     finally:
         clear_progress()
+    approximate = f" · approximate, {channels} channels" if channels else ""
     col.image(
         overlay(view, result.maps[layer][0], alpha, cmap),
         width="stretch",
-        caption=f"{info.title} · {result.timings.get('total', 0.0):.2f} s",
+        caption=f"{info.title} · {result.timings.get('total', 0.0):.2f} s{approximate}",
     )
 legend_and_controls(cmap, PAGE)
