@@ -646,10 +646,21 @@ def test_a_server_model_that_cannot_load_falls_back_to_the_built_in_one(monkeypa
     assert "resnet_nosuch" not in _sidebar_model(at)
 
 
-def test_compare_methods_offers_the_same_quick_switch():
+def test_compare_methods_offers_the_same_quick_switch(monkeypatch):
     """On Compare methods the Quick switch shows when a perturbation method is among those
-    compared; it changes only their maps (their captions say so), and it is the Explain page's
-    switch: on here, on there."""
+    compared; it changes only their maps (their captions say so, and the engine's notes say
+    approximate for them only), and it is the Explain page's switch: on here, on there."""
+    from dashboard import results
+
+    shown: dict[str, list[str]] = {}
+    cams = results.cams
+
+    def spy(model_key, handle, picture, method, *args, **kwargs):
+        result = cams(model_key, handle, picture, method, *args, **kwargs)
+        shown[method] = result.notes
+        return result
+
+    monkeypatch.setattr(results, "cams", spy)
     at = _open(page="views/methods.py")
     assert not any(t.label.startswith("Quick") for t in at.main.toggle)  # the fast methods
     at.main.multiselect[0].set_value(["scorecam", "gradcam"]).run()
@@ -664,11 +675,12 @@ def test_compare_methods_offers_the_same_quick_switch():
     assert score.startswith("Score-CAM · ") and score.endswith(" s · approximate, 64 channels")
     assert grad.startswith("Grad-CAM · ") and "approximate" not in grad
     assert _image_urls(at)[1] == exact[1]  # Grad-CAM's map is the one it was
+    approximate = "approximate: only the 64 channels of highest variance were perturbed."
+    assert approximate in shown["scorecam"] and approximate not in shown["gradcam"]
     at.switch_page("views/explain.py").run()
     _select(at, "Method").set_value("scorecam").run()
     assert next(t for t in at.main.toggle if t.label.startswith("Quick")).value is True
-    notes = " ".join(c.value for c in at.main.caption)
-    assert "approximate: only the 64 channels of highest variance were perturbed." in notes
+    assert approximate in " ".join(c.value for c in at.main.caption)
 
 
 def test_quick_score_cam_perturbs_only_the_most_varied_channels(app):

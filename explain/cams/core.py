@@ -119,10 +119,11 @@ def upsample_normalized(
     map gains rounding ripples (0.70000005 next to 0.7) that scaling would blow up to a
     speckle of zeros and ones, so constant maps are zeroed first (zero upsamples to zero).
     """
-    flat = maps.float().flatten(-2)
+    maps = maps.float()
+    flat = maps.flatten(-2)
     constant = flat.amax(dim=-1) <= flat.amin(dim=-1)
     if bool(constant.any()):
-        maps = torch.where(constant[..., None, None], 0.0, maps.float())
+        maps = torch.where(constant[..., None, None], 0.0, maps)
     resized = tuple(maps.shape[-2:]) != (int(size[0]), int(size[1]))  # a new tensor then
     return normalize_maps(upsample(maps, size, align_corners), finite=True, inplace=resized)
 
